@@ -1,0 +1,1 @@
+"""V-JEPA 2 core library (pure PyTorch)."""

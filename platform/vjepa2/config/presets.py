@@ -1,0 +1,103 @@
+"""Named presets: plain functions returning a full job config.
+
+``tiny`` runs on a laptop CPU in minutes and is what CI uses; the others carry the seed's
+hyperparameters (section 5) at real sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vjepa2.config.base import ConfigError
+from vjepa2.config.components import (
+    DynamicsConfig,
+    EMAConfig,
+    EncoderConfig,
+    MaskConfig,
+    OptimConfig,
+    PredictorConfig,
+)
+from vjepa2.config.jobs import (
+    DataConfig,
+    DynamicsTrainConfig,
+    PretrainConfig,
+    SyntheticDataConfig,
+    TrainConfig,
+)
+
+
+def _tiny_encoder() -> EncoderConfig:
+    return EncoderConfig(
+        img_size=64,
+        num_frames=8,
+        patch_size=8,
+        tubelet_size=2,
+        embed_dim=96,
+        depth=4,
+        num_heads=4,
+    )
+
+
+def pretrain_tiny() -> PretrainConfig:
+    return PretrainConfig(
+        encoder=_tiny_encoder(),
+        predictor=PredictorConfig(embed_dim=48, depth=2, num_heads=4),
+        mask=MaskConfig.seed(),
+        ema=EMAConfig(start=0.99, end=1.0),
+        optim=OptimConfig(lr=1e-3, min_lr=1e-5, warmup_steps=20, weight_decay=0.05),
+        data=DataConfig(synthetic=SyntheticDataConfig(num_videos=128)),
+        train=TrainConfig(
+            steps=300, batch_size=16, log_every=10, checkpoint_every=100, out_dir="runs/tiny"
+        ),
+    )
+
+
+def pretrain_vit_l() -> PretrainConfig:
+    return PretrainConfig(
+        encoder=EncoderConfig(embed_dim=1024, depth=24, num_heads=16),
+        predictor=PredictorConfig(),
+        optim=OptimConfig(lr=1.5e-4, weight_decay=0.05, warmup_steps=40 * 1000),
+        train=TrainConfig(steps=300 * 1000, batch_size=2048, out_dir="runs/vit_l"),
+    )
+
+
+def pretrain_vit_h() -> PretrainConfig:
+    cfg = pretrain_vit_l()
+    cfg.encoder = EncoderConfig(embed_dim=1280, depth=32, num_heads=16)
+    cfg.train.out_dir = "runs/vit_h"
+    return cfg
+
+
+def dynamics_tiny() -> DynamicsTrainConfig:
+    return DynamicsTrainConfig(
+        encoder=_tiny_encoder(),
+        dynamics=DynamicsConfig(action_dim=2, depth=2, num_heads=4, action_hidden=64),
+        optim=OptimConfig(lr=1e-3, min_lr=1e-5, warmup_steps=20, weight_decay=0.01),
+        data=DataConfig(synthetic=SyntheticDataConfig(num_videos=128)),
+        train=TrainConfig(
+            steps=300, batch_size=32, log_every=10, checkpoint_every=100, out_dir="runs/tiny"
+        ),
+    )
+
+
+def dynamics_vit_h() -> DynamicsTrainConfig:
+    return DynamicsTrainConfig(
+        encoder=EncoderConfig(embed_dim=1280, depth=32, num_heads=16),
+        dynamics=DynamicsConfig(action_dim=7, depth=12, num_heads=16),
+        train=TrainConfig(steps=100 * 1000, batch_size=256, out_dir="runs/vit_h"),
+    )
+
+
+PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
+    "pretrain": {"tiny": pretrain_tiny, "vit_l": pretrain_vit_l, "vit_h": pretrain_vit_h},
+    "dynamics": {"tiny": dynamics_tiny, "vit_h": dynamics_vit_h},
+}
+
+
+def get_preset(job: str, name: str) -> Any:
+    if job not in PRESETS:
+        raise ConfigError(f"unknown job {job!r}; valid jobs: {sorted(PRESETS)}")
+    if name not in PRESETS[job]:
+        raise ConfigError(f"unknown {job} preset {name!r}; valid presets: {sorted(PRESETS[job])}")
+    return PRESETS[job][name]()

@@ -1,0 +1,1 @@
+"""Video and video-action data: formats, decoding, synthetic sources."""

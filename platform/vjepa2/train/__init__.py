@@ -1,0 +1,1 @@
+"""Training pieces usable without Ray: step functions, checkpoints, builders, a local loop."""

@@ -1,0 +1,83 @@
+"""Phase-2 meta-architecture: a frozen encoder plus the action-conditioned dynamics model.
+
+It owns how frames become states (``encode``), one-step and rolled-out prediction
+(``step`` / ``rollout``) and the training loss (``forward``). The encoder never trains here:
+it is frozen, kept in eval mode and run under ``no_grad``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+import torch
+
+from vjepa2.config.components import DynamicsLossConfig
+from vjepa2.config.jobs import StateConfig
+from vjepa2.losses import latent_loss, multistep_loss, normalize_targets
+from vjepa2.models.dynamics import DynamicsModel
+from vjepa2.models.encoder import VideoViT
+
+
+class WorldModel(nn.Module):
+    def __init__(
+        self,
+        encoder: VideoViT,
+        dynamics: DynamicsModel,
+        state: StateConfig,
+        loss: DynamicsLossConfig,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.dynamics = dynamics
+        self.state_cfg, self.loss_cfg = state, loss
+
+    def train(self, mode: bool = True) -> WorldModel:
+        super().train(mode)
+        self.encoder.eval()  # frozen: dropout/droppath stay off whatever the caller asks
+        return self
+
+    @torch.no_grad()
+    def encode(self, frames: Tensor) -> Tensor:
+        """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D]."""
+        lead = frames.shape[:-3]
+        z = self.encoder(frames.reshape(-1, *frames.shape[-3:]))
+        if self.state_cfg.layer_norm:
+            z = normalize_targets(z)
+        if self.state_cfg.pooled:
+            z = z.mean(dim=1)
+        return z.reshape(*lead, *z.shape[1:])
+
+    def step(self, state: Tensor, action: Tensor) -> Tensor:
+        return self.dynamics.step(state, action)
+
+    def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
+        return self.dynamics.rollout(state, actions)
+
+    def forward(self, frames: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss on windows: frames [B, H+1, C, h, w], actions [B, H, d_a].
+
+        Horizon 1 is the seed's next-state loss; longer windows add the discounted
+        autoregressive multi-step loss, exposing the model to its own compounding errors.
+        """
+        if frames.dim() != 5 or actions.dim() != 3:
+            raise ValueError(
+                f"expected frames [B, H+1, C, h, w] and actions [B, H, d_a], got "
+                f"{tuple(frames.shape)} and {tuple(actions.shape)}"
+            )
+        if frames.shape[1] != actions.shape[1] + 1 or frames.shape[0] != actions.shape[0]:
+            raise ValueError(
+                f"a window of {actions.shape[1]} actions needs {actions.shape[1] + 1} frames, "
+                f"got {frames.shape[1]} (batch {frames.shape[0]} vs {actions.shape[0]})"
+            )
+        horizon = min(self.loss_cfg.horizon, actions.shape[1])
+        states = self.encode(frames)
+        start, targets = states[:, 0], states[:, 1 : horizon + 1]
+        if horizon == 1:
+            pred = self.step(start, actions[:, 0]).unsqueeze(1)
+            loss = latent_loss(pred, targets, self.loss_cfg.kind)
+        else:
+            pred = self.rollout(start, actions[:, :horizon])
+            loss = multistep_loss(pred, targets, self.loss_cfg.discount, self.loss_cfg.kind)
+        return loss, {"predictions": pred.detach(), "targets": targets}
