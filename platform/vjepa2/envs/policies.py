@@ -1,0 +1,181 @@
+"""Data-collection policies: seeded, noisy, and shaped so the interesting things happen.
+
+A uniform random walk rarely leaves its room in TwoRoom and rarely touches the block in PushT,
+so a world model trained on it never sees a crossing or a push. The scripted policies below go
+for the door and for the block, with enough noise that the data still covers the action space.
+Each is ``policy.reset(env, rng)`` once per episode, then ``policy(frame, info) -> action``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+POLICY_NAMES = ("random", "door_seeking", "block_pushing", "default")
+
+
+class Policy(Protocol):
+    def reset(self, env: Any, rng: np.random.Generator) -> None: ...
+
+    def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray: ...
+
+
+class UniformRandomPolicy:
+    """Uniform over the action box, each draw held for ``repeat`` steps (longer excursions)."""
+
+    def __init__(self, repeat: int = 1):
+        if repeat < 1:
+            raise ValueError("repeat must be >= 1")
+        self.repeat = repeat
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        self._low = np.asarray(env.action_space.low, np.float32)
+        self._high = np.asarray(env.action_space.high, np.float32)
+        self._rng = rng
+        self._held, self._left = self._low, 0
+
+    def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if self._left == 0:
+            self._held = self._rng.uniform(self._low, self._high).astype(np.float32)
+            self._left = self.repeat
+        self._left -= 1
+        return self._held.copy()
+
+
+class DoorSeekingPolicy:
+    """TwoRoom: to a random target, through the door when the target is in the other room.
+
+    Waypoints: just before the door, just past it, then the target; Gaussian action noise on
+    top. A waypoint not reached in ``patience`` steps (noise pinned the agent to the wall) is
+    given up and a new target drawn.
+    """
+
+    def __init__(
+        self, noise: float = 0.3, cross_prob: float = 0.8, tol: float = 1.5, patience: int = 60
+    ):
+        self.noise, self.cross_prob, self.tol, self.patience = noise, cross_prob, tol, patience
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        self._cfg = env.config
+        self._rng = rng
+        self._waypoints: list[np.ndarray] = []
+        self._waited = 0
+
+    def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        pos = np.asarray(info["pos"], np.float64)
+        if self._waypoints and (
+            np.linalg.norm(self._waypoints[0] - pos) < self.tol or self._waited >= self.patience
+        ):
+            if self._waited >= self.patience:
+                self._waypoints = []
+            else:
+                self._waypoints.pop(0)
+            self._waited = 0
+        if not self._waypoints:
+            self._waypoints = self._plan(pos, np.asarray(info["door"], np.float64))
+        self._waited += 1
+        step = (self._waypoints[0] - pos) / self._cfg.step_size
+        a = np.clip(step, -1.0, 1.0) + self.noise * self._rng.standard_normal(2)
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    def _plan(self, pos: np.ndarray, door: np.ndarray) -> list[np.ndarray]:
+        cfg, rng = self._cfg, self._rng
+        door_x, door_y = door
+        left = pos[0] < door_x
+        cross = rng.random() < self.cross_prob
+        target_left = left != cross
+        gap = cfg.wall_half_width + 1.0
+        lo_x, hi_x = (
+            (cfg.margin, door_x - gap) if target_left else (door_x + gap, cfg.size - cfg.margin)
+        )
+        target = np.array([rng.uniform(lo_x, hi_x), rng.uniform(cfg.margin, cfg.size - cfg.margin)])
+        if not cross:
+            return [target]
+        side = -1.0 if left else 1.0
+        before = np.array([door_x + side * (gap + 2.0), door_y])
+        after = np.array([door_x - side * (gap + 2.0), door_y])
+        return [before, after, target]
+
+
+class BlockPushingPolicy:
+    """PushT: go behind the block as seen from the agent, then push through its centre.
+
+    The push direction is the agent-to-block direction turned by up to ``max_turn`` radians,
+    so the approach point lies on the agent's side and the way there rarely crosses the block.
+    """
+
+    def __init__(
+        self,
+        noise: float = 0.25,
+        behind: float = 90.0,
+        push_through: float = 60.0,
+        push_steps: tuple[int, int] = (6, 15),
+        max_turn: float = np.pi / 3,
+        tol: float = 20.0,
+        patience: int = 25,
+    ):
+        self.noise, self.behind, self.push_through = noise, behind, push_through
+        self.push_steps, self.max_turn, self.tol, self.patience = (
+            push_steps,
+            max_turn,
+            tol,
+            patience,
+        )
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        self._scale = env.config.action_scale
+        self._rng = rng
+        self._phase, self._left = "plan", 0
+        self._dir = np.zeros(2)
+        self._target = np.zeros(2)
+
+    def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        agent = np.asarray(info["agent_pos"], np.float64)
+        com = np.asarray(info["block_com"], np.float64)
+        rng = self._rng
+        if self._phase == "plan":
+            to_block = com - agent
+            angle = np.arctan2(to_block[1], to_block[0]) + rng.uniform(-1, 1) * self.max_turn
+            self._dir = np.array([np.cos(angle), np.sin(angle)])
+            self._phase, self._left = "approach", self.patience
+        if self._phase == "approach":
+            waypoint = com - self.behind * self._dir
+            self._left -= 1
+            if np.linalg.norm(waypoint - agent) < self.tol or self._left <= 0:
+                self._phase, self._left = "push", int(rng.integers(*self.push_steps, endpoint=True))
+                self._target = com + self.push_through * self._dir
+        if self._phase == "push":
+            waypoint = self._target
+            self._left -= 1
+            if self._left <= 0:
+                self._phase = "plan"
+        # Target the waypoint itself: the PD loop then closes most of the gap without overshoot.
+        a = (waypoint - agent) / self._scale + self.noise * rng.standard_normal(2)
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+def make_policy(name: str, env: Any, **kwargs: Any) -> Policy:
+    """``default`` picks the scripted policy made for ``env``, else uniform random."""
+    from vjepa2.envs.pusht import PushT
+    from vjepa2.envs.tworoom import TwoRoom
+
+    if name == "default":
+        name = (
+            "door_seeking"
+            if isinstance(env, TwoRoom)
+            else "block_pushing"
+            if isinstance(env, PushT)
+            else "random"
+        )
+    if name == "random":
+        return UniformRandomPolicy(**kwargs)
+    if name == "door_seeking":
+        if not isinstance(env, TwoRoom):
+            raise ValueError("policy 'door_seeking' needs a TwoRoom env")
+        return DoorSeekingPolicy(**kwargs)
+    if name == "block_pushing":
+        if not isinstance(env, PushT):
+            raise ValueError("policy 'block_pushing' needs a PushT env")
+        return BlockPushingPolicy(**kwargs)
+    raise ValueError(f"unknown policy {name!r}; valid names: {', '.join(POLICY_NAMES)}")

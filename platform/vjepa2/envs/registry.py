@@ -1,0 +1,66 @@
+"""What the platform expects of an environment, and how to build one by name.
+
+Every environment hands out RGB frames as observations and Box actions as float vectors, so the
+collectors, datasets and planners never branch on which simulator they drive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+ENV_NAMES = ("tworoom", "pusht", "gym:<env_id>")
+
+
+@runtime_checkable
+class WorldEnv(Protocol):
+    """The surface the rest of the platform uses.
+
+    ``get_state()`` is an exact snapshot (1-D float64 array): ``set_state`` of it followed by the
+    same actions reproduces the same frames and states bit for bit. ``state_vector(info)`` is
+    the small true state stored beside the videos as ``states``; a snapshot's leading entries
+    are that vector, so ``is_success`` takes either, or an ``info`` dict.
+    """
+
+    action_space: gym.spaces.Box
+    action_dim: int
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]: ...
+
+    def render(self) -> np.ndarray: ...
+
+    def get_state(self) -> np.ndarray: ...
+
+    def set_state(self, state: np.ndarray) -> None: ...
+
+    def state_vector(self, info: dict[str, Any]) -> np.ndarray: ...
+
+    def is_success(
+        self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
+    ) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def make_env(name: str, **kwargs: Any) -> WorldEnv:
+    """``"tworoom"`` and ``"pusht"`` take their config's fields as keywords; ``"gym:<env_id>"``
+    takes ``success_fn`` and ``gym.make`` keywords."""
+    if name == "tworoom":
+        from vjepa2.envs.tworoom import TwoRoom, TwoRoomConfig
+
+        return TwoRoom(TwoRoomConfig(**kwargs))
+    if name == "pusht":
+        from vjepa2.envs.pusht import PushT, PushTConfig
+
+        return PushT(PushTConfig(**kwargs))
+    if name.startswith("gym:") and len(name) > len("gym:"):
+        from vjepa2.envs.generic import GymEnvAdapter
+
+        return GymEnvAdapter(name[len("gym:") :], **kwargs)
+    raise ValueError(f"unknown environment {name!r}; valid names: {', '.join(ENV_NAMES)}")
