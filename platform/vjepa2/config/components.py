@@ -183,6 +183,7 @@ class DynamicsConfig:
     fusion: Literal["token", "add", "cross"] = "token"
     action_hidden: int = 256
     action_layers: int = 2
+    action_tokens: int = 4  # context tokens the action becomes under "cross" fusion
     residual: bool = True  # predict s_{t+1} - s_t, added back to s_t
     drop_path: float = 0.0
 
@@ -195,6 +196,7 @@ class DynamicsConfig:
         _check(self.action_dim >= 1, "dynamics.action_dim must be >= 1")
         _check(self.depth >= 1, "dynamics.depth must be >= 1")
         _check(self.action_layers >= 1, "dynamics.action_layers must be >= 1")
+        _check(self.action_tokens >= 1, "dynamics.action_tokens must be >= 1")
         _check(self.width % self.num_heads == 0, "dynamics width must divide by num_heads")
 
 
