@@ -31,7 +31,7 @@ def _tiny_encoder() -> EncoderConfig:
     return EncoderConfig(
         img_size=64,
         num_frames=8,
-        patch_size=8,
+        patch_size=16,
         tubelet_size=2,
         embed_dim=96,
         depth=4,

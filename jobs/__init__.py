@@ -1,0 +1,1 @@
+"""Entrypoints for ``python -m jobs.X`` and ``ray job submit``: parse, build, run, close."""

@@ -1,0 +1,34 @@
+"""Shared command-line handling: preset or YAML file, then dotted ``--set`` overrides."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vjepa2.config import ConfigError, apply_overrides, get_preset, load_yaml
+
+
+def config_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--preset", default="tiny", help="named preset (default: tiny)")
+    parser.add_argument("--config", help="YAML config file (instead of a preset)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. --set optim.lr=3e-4 (repeatable)",
+    )
+    parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def resolve_config(job: str, args: argparse.Namespace, config_type: type) -> Any:
+    """Preset (or YAML) plus overrides; exits with a one-line message on a bad config."""
+    try:
+        cfg = load_yaml(config_type, args.config) if args.config else get_preset(job, args.preset)
+        return apply_overrides(cfg, args.overrides)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None

@@ -1,0 +1,1 @@
+"""Evaluation: prediction quality of world models (more evaluators arrive with planning)."""

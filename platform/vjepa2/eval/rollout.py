@@ -1,0 +1,45 @@
+"""Prediction quality: cosine similarity of rolled-out latents to encoded futures (seed 9.2).
+
+Reported beside the "copy" baseline (predict that nothing changes, s_hat_{t+k} = s_t): a
+world model is only informative where it beats that baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vjepa2.world_model import WorldModel
+
+
+def _cosine(a: Tensor, b: Tensor) -> Tensor:
+    """Mean cosine over tokens (pooled states are one token): [B]."""
+    if a.dim() == 2:
+        a, b = a.unsqueeze(1), b.unsqueeze(1)
+    return F.cosine_similarity(a.float(), b.float(), dim=-1).mean(dim=-1)
+
+
+@torch.no_grad()
+def rollout_cosine(
+    model: WorldModel,
+    frames: Tensor,
+    actions: Tensor,
+    horizons: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, dict[int, float]]:
+    """frames [B, T, C, H, W] (normalised), actions [B, T-1, d_a] -> cos-sim per horizon.
+
+    Returns ``{"model": {k: cos}, "copy": {k: cos}}`` averaged over the batch.
+    """
+    max_h = max(horizons)
+    if frames.shape[1] < max_h + 1:
+        raise ValueError(f"horizon {max_h} needs {max_h + 1} frames; got {frames.shape[1]}")
+    was_training = model.training
+    model.eval()
+    states = model.encode(frames[:, : max_h + 1])
+    predicted = model.rollout(states[:, 0], actions[:, :max_h])
+    model.train(was_training)
+    return {
+        "model": {k: float(_cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
+        "copy": {k: float(_cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
+    }

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores: one intra-op thread per test process keeps timings stable and avoids
+# oversubscription when Ray workers or subprocesses run beside the test.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_pretrain(tmp_path):
+    from vjepa2.config import apply_overrides, get_preset
+
+    return apply_overrides(
+        get_preset("pretrain", "tiny"),
+        [f"train.out_dir={tmp_path}", "train.steps=20", "train.checkpoint_every=10"],
+    )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the whole test session, shut down at the end.
+
+    Four logical CPUs on two cores: Ray Data needs CPUs of its own beside Train workers
+    (with num_cpus=2 a 2-worker trainer plus a dataset hangs). Object store kept small.
+    """
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        address="local",
+        num_cpus=4,
+        object_store_memory=300 * 1024 * 1024,
+        include_dashboard=True,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+    )
+    yield ray
+    ray.shutdown()
