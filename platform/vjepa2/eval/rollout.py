@@ -29,7 +29,7 @@ def rollout_cosine(
 ) -> dict[str, dict[int, float]]:
     """frames [B, T, C, H, W] (normalised), actions [B, T-1, d_a] -> cos-sim per horizon.
 
-    Returns ``{"model": {k: cos}, "copy": {k: cos}}`` averaged over the batch.
+    Returns ``{"model": {k: cos}, "copy": {k: cos}, "error_vs_copy": {k: ratio}}``.
     """
     max_h = max(horizons)
     if frames.shape[1] < max_h + 1:
@@ -39,7 +39,16 @@ def rollout_cosine(
     states = model.encode(frames[:, : max_h + 1])
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
     model.train(was_training)
+    def err(pred: Tensor, k: int) -> Tensor:
+        return (pred.float() - states[:, k].float()).pow(2).sum()
+
     return {
         "model": {k: float(_cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
         "copy": {k: float(_cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
+        # Squared error of the model relative to the copy baseline's: < 1 means the model
+        # predicts the change, not only the (often dominant) static content.
+        "error_vs_copy": {
+            k: float(err(predicted[:, k - 1], k) / err(states[:, 0], k).clamp_min(1e-12))
+            for k in horizons
+        },
     }

@@ -75,7 +75,9 @@ def _set_rng_state(state: dict[str, Tensor], gens: dict[str, torch.Generator]) -
         g.set_state(state[k])
 
 
-def _run(job: _Job, train: TrainConfig, resume: bool, progress: bool) -> RunResult:
+def _run(
+    job: _Job, train: TrainConfig, resume: bool, progress: bool, stop_at: int | None
+) -> RunResult:
     out = Path(train.out_dir) / job.kind
     ckpt_dir = out / "checkpoints"
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +103,9 @@ def _run(job: _Job, train: TrainConfig, resume: bool, progress: bool) -> RunResu
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
 
     job.model.train()
+    end = train.steps if stop_at is None else min(stop_at, train.steps)
     bar = tqdm(
-        range(start, train.steps),
+        range(start, end),
         initial=start,
         total=train.steps,
         desc=job.kind,
@@ -134,7 +137,7 @@ def _run(job: _Job, train: TrainConfig, resume: bool, progress: bool) -> RunResu
             bar.set_postfix(loss=f"{result.loss:.4f}")
             window_t0, window_steps = time.perf_counter(), 0
         done = step + 1
-        if done % train.checkpoint_every == 0 or done == train.steps:
+        if done % train.checkpoint_every == 0 or done in (train.steps, end):
             checkpoint = save_checkpoint(
                 ckpt_dir / f"step_{done:07d}.pt",
                 kind=job.kind,
@@ -157,9 +160,16 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def run_pretraining(
-    cfg: PretrainConfig, *, resume: bool = True, progress: bool = True
+    cfg: PretrainConfig, *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_at: int | None = None,
 ) -> RunResult:
-    """Phase 1 on the configured data; returns the final checkpoint and the metric history."""
+    """Phase 1 on the configured data; returns the final checkpoint and the metric history.
+
+    ``stop_at`` ends this call early (checkpointing there) without changing the schedules,
+    which stay defined by ``train.steps``: a later call resumes where this one stopped.
+    """
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     model = build_vjepa(cfg).to(device)
@@ -188,11 +198,14 @@ def run_pretraining(
         step,
         cfg.train.batch_size,
     )
-    return _run(job, cfg.train, resume, progress)
+    return _run(job, cfg.train, resume, progress, stop_at)
 
 
 def run_dynamics_training(
-    cfg: DynamicsTrainConfig, *, resume: bool = True, progress: bool = True
+    cfg: DynamicsTrainConfig, *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_at: int | None = None,
 ) -> RunResult:
     """Phase 2 on a frozen encoder; the saved config is the resolved one."""
     device = resolve_device(cfg.train.device)
@@ -224,4 +237,4 @@ def run_dynamics_training(
         step,
         cfg.train.batch_size,
     )
-    return _run(job, cfg.train, resume, progress)
+    return _run(job, cfg.train, resume, progress, stop_at)

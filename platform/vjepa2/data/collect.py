@@ -1,0 +1,397 @@
+"""Collecting video-action episodes from an environment into a dataset folder.
+
+Episode ``i`` is a pure function of (config, ``i``): its env seed and policy generator come from
+``episode_seed(seed, i)``, its split from ``i``, and each episode gets a fresh env. So any worker
+may run any episode, a rerun skips the episodes already in ``episodes.parquet`` (resuming), and
+the finished folder is the same however the work was divided or interrupted.
+
+Workers return ``EncodedEpisode``s (the mp4 as bytes, a few KB, plus the arrays) rather than raw
+frames: encoding costs ~10x a TwoRoom rollout, so it must run in parallel, and bytes are far
+cheaper to ship than frames. ``EpisodeSink`` is the single writer on the driver side;
+``collect_local`` drives it in-process, ``jobs/collect.py`` from Ray tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from vjepa2.config.base import ConfigError
+from vjepa2.data.dataset_fs import is_local
+from vjepa2.data.dataset_schema import INDEX_FILE, episodes_to_table
+from vjepa2.data.dataset_writer import DatasetWriter
+from vjepa2.data.video import write_video
+
+CONFIG_FILE = "collect.json"
+# Fields that shape the episodes; a resumed collection must match them (episodes may grow).
+CONTENT_FIELDS = (
+    "env",
+    "env_kwargs",
+    "policy",
+    "policy_kwargs",
+    "steps_per_episode",
+    "img_size",
+    "fps",
+    "seed",
+    "val_fraction",
+    "crf",
+)
+
+
+@dataclass
+class CollectConfig:
+    """What to collect and where. ``steps_per_episode`` actions give ``steps + 1`` frames (fewer
+    if a Gymnasium env terminates first)."""
+
+    out: str  # dataset folder (local path or pyarrow filesystem URI)
+    env: str = "tworoom"  # "tworoom", "pusht" or "gym:<env_id>"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # the env config's fields
+    policy: str = "default"  # see vjepa2.envs.policies.POLICY_NAMES
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 100
+    steps_per_episode: int = 100
+    img_size: int = 64  # frames are img_size x img_size (H.264 needs it even)
+    fps: int = 10
+    seed: int = 0
+    val_fraction: float = 0.1  # every 1/val_fraction-th episode, from episode 0, is "val"
+    crf: int = 18
+    workers: int = 0  # Ray tasks in flight; 0 = one per cluster CPU
+    episodes_per_task: int = 0  # 0 = auto (a few tasks per worker, at most 16 episodes each)
+    flush_every: int = 50  # rewrite episodes.parquet every this many new episodes
+
+    def __post_init__(self) -> None:
+        from vjepa2.envs.policies import POLICY_NAMES
+
+        known_env = self.env in ("tworoom", "pusht") or (
+            self.env.startswith("gym:") and len(self.env) > len("gym:")
+        )
+        _check(known_env, f"unknown env {self.env!r}; valid: tworoom, pusht, gym:<env_id>")
+        _check(self.policy in POLICY_NAMES, f"unknown policy {self.policy!r}; {POLICY_NAMES}")
+        _check(bool(self.out), "out (the dataset folder) must be set")
+        _check(self.episodes >= 1, "episodes must be >= 1")
+        _check(self.steps_per_episode >= 1, "steps_per_episode must be >= 1")
+        _check(self.img_size >= 8 and self.img_size % 2 == 0, "img_size must be even and >= 8")
+        _check(self.fps >= 1, "fps must be >= 1")
+        _check(self.seed >= 0, "seed must be >= 0 (numpy SeedSequence entropy)")
+        _check(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
+        _check(0 <= self.crf <= 51, "crf must be in [0, 51]")
+        _check(self.workers >= 0 and self.episodes_per_task >= 0, "workers, episodes_per_task >= 0")
+        _check(self.flush_every >= 1, "flush_every must be >= 1")
+        _check("render_size" not in self.env_kwargs, "set img_size, not env_kwargs.render_size")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"collect: {msg}")
+
+
+# --- one episode -------------------------------------------------------------------------
+
+
+def episode_id(index: int) -> str:
+    # Fixed width so that sorting ids sorts indices (up to a million episodes).
+    return f"ep_{index:06d}"
+
+
+def episode_seed(base_seed: int, index: int) -> np.random.SeedSequence:
+    """The ``index``-th child of ``SeedSequence(base_seed)``, built without spawning the others."""
+    return np.random.SeedSequence(base_seed, spawn_key=(index,))
+
+
+def episode_split(index: int, val_fraction: float) -> str:
+    """The split of episode ``index``: "val" for 0, ~1/f, ~2/f, ..., so that exactly
+    ceil(n f) of the first n episodes are "val", for every n (a prefix is a fair sample)."""
+    f = Fraction(val_fraction).limit_denominator(1_000_000)
+    return "val" if math.ceil((index + 1) * f) > math.ceil(index * f) else "train"
+
+
+def build_env(cfg: CollectConfig) -> Any:
+    from vjepa2.envs import make_env
+
+    if cfg.env in ("tworoom", "pusht"):
+        return make_env(cfg.env, render_size=cfg.img_size, **cfg.env_kwargs)
+    return make_env(cfg.env, **cfg.env_kwargs)
+
+
+def check_env(cfg: CollectConfig) -> None:
+    """Build the env and policy once and reset, so a bad name or kwarg fails here, clearly,
+    before any file is written or task launched."""
+    from vjepa2.envs import make_policy
+
+    try:
+        env = build_env(cfg)
+        try:
+            make_policy(cfg.policy, env, **cfg.policy_kwargs)
+            env.reset(seed=0)
+        finally:
+            env.close()
+    # Broad on purpose: gymnasium raises its own error types (unknown id, missing extra).
+    except Exception as e:
+        raise ConfigError(
+            f"collect: cannot build env {cfg.env!r} with policy {cfg.policy!r}: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+
+
+def rollout_episode(cfg: CollectConfig, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames uint8 [T, S, S, 3], actions float32 [T-1, d_a], states float32 [T, d_s])."""
+    from vjepa2.envs import make_policy
+
+    env_ss, policy_ss = episode_seed(cfg.seed, index).spawn(2)
+    env = build_env(cfg)
+    try:
+        policy = make_policy(cfg.policy, env, **cfg.policy_kwargs)
+        frame, info = env.reset(seed=int(env_ss.generate_state(1)[0]))
+        policy.reset(env, np.random.default_rng(policy_ss))
+        frames, actions, states = [frame], [], [env.state_vector(info)]
+        for _ in range(cfg.steps_per_episode):
+            action = np.asarray(policy(frame, info), np.float32)
+            frame, _, terminated, truncated, info = env.step(action)
+            frames.append(frame)
+            actions.append(action)
+            states.append(env.state_vector(info))
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return (
+        np.stack([_fit(f, cfg.img_size) for f in frames]),
+        np.stack(actions).astype(np.float32),
+        np.stack(states).astype(np.float32),
+    )
+
+
+def _fit(frame: np.ndarray, size: int) -> np.ndarray:
+    """Gymnasium envs render at their own size; resize those to the dataset's square size."""
+    frame = np.asarray(frame, np.uint8)
+    if frame.shape[:2] == (size, size):
+        return frame
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
+
+
+@dataclass
+class EncodedEpisode:
+    """An episode ready to store: the mp4 bytes, its frame geometry, and its arrays."""
+
+    episode_id: str
+    split: str
+    video: bytes
+    num_frames: int
+    height: int
+    width: int
+    actions: np.ndarray
+    states: np.ndarray | None
+
+
+def encode_episode(cfg: CollectConfig, index: int) -> EncodedEpisode:
+    frames, actions, states = rollout_episode(cfg, index)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "episode.mp4")
+        write_video(path, frames, cfg.fps, crf=cfg.crf)
+        with open(path, "rb") as f:
+            video = f.read()
+    t, h, w, _ = frames.shape
+    return EncodedEpisode(
+        episode_id=episode_id(index),
+        split=episode_split(index, cfg.val_fraction),
+        video=video,
+        num_frames=t,
+        height=h,
+        width=w,
+        actions=actions,
+        # Envs without a numeric state (some Gymnasium ones) store no states column.
+        states=states if states.shape[1] else None,
+    )
+
+
+def encode_batch(cfg: CollectConfig, indices: list[int]) -> list[EncodedEpisode]:
+    """One worker task's share; the unit ``jobs/collect.py`` wraps in ``ray.remote``."""
+    return [encode_episode(cfg, i) for i in indices]
+
+
+# --- the driver side ---------------------------------------------------------------------
+
+
+class _EncodedWriter(DatasetWriter):
+    """A DatasetWriter that stores already-encoded mp4 bytes instead of encoding frames.
+
+    Hooks ``DatasetWriter._put_video``, the writer's one place that writes a video; every other
+    rule (ids, array shapes, atomic index) stays the writer's own.
+    """
+
+    _video: bytes | None = None
+
+    def add_encoded(self, ep: EncodedEpisode, fps: int) -> None:
+        # add_episode reads only the frames' dtype and shape: a zero-stride stand-in costs nothing.
+        shape = (ep.num_frames, ep.height, ep.width, 3)
+        stand_in = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), shape)
+        self._video = ep.video
+        try:
+            self.add_episode(
+                ep.episode_id, stand_in, fps, actions=ep.actions, states=ep.states, split=ep.split
+            )
+            if self._video is not None:
+                raise RuntimeError("DatasetWriter no longer calls _put_video; update collect.py")
+        finally:
+            self._video = None
+
+    def _put_video(self, dest: str, frames: np.ndarray, fps: int) -> None:
+        if self._video is None:
+            raise RuntimeError("_EncodedWriter stores encoded episodes only (add_encoded)")
+        data, self._video = self._video, None
+        if is_local(self.fs):
+            tmp = f"{dest}.{uuid.uuid4().hex[:8]}.tmp"
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, dest)  # atomic: never a partial video under the final name
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        else:
+            with self.fs.open_output_stream(dest) as out:
+                out.write(data)
+
+
+@dataclass
+class CollectSummary:
+    episodes: int  # in the dataset now
+    new_episodes: int  # written by this run
+    resumed_from: int  # already there when this run started
+    new_frames: int
+    bytes_on_disk: int  # videos + index of the whole dataset
+    seconds: float
+
+    @property
+    def episodes_per_s(self) -> float:
+        return self.new_episodes / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.episodes} episodes ({self.new_episodes} new, {self.resumed_from} resumed), "
+            f"{self.new_frames} new frames, {self.bytes_on_disk / 1e6:.2f} MB on disk, "
+            f"{self.seconds:.1f} s, {self.episodes_per_s:.2f} episodes/s"
+        )
+
+
+class EpisodeSink:
+    """Opens (or resumes) the dataset, lists the missing episodes, stores arriving ones.
+
+    Use as a context manager: on exit, even after an error or Ctrl-C, every stored episode is
+    flushed to ``episodes.parquet``; after a clean run the index is sorted by episode id, so it
+    does not depend on the order episodes arrived in.
+    """
+
+    def __init__(self, cfg: CollectConfig, *, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        check_env(cfg)
+        self.cfg = cfg
+        self.writer = _EncodedWriter(cfg.out, crf=cfg.crf, flush_every=cfg.flush_every)
+        self._check_or_record_config()
+        self.missing = [
+            i for i in range(cfg.episodes) if not self.writer.has_episode(episode_id(i))
+        ]
+        self.resumed_from = cfg.episodes - len(self.missing)
+        self.new_frames = 0
+        self.summary: CollectSummary | None = None
+        self._start = time.perf_counter()
+        self._bar = tqdm(
+            total=cfg.episodes,
+            initial=self.resumed_from,
+            desc=f"collect {cfg.env}",
+            unit="ep",
+            disable=not progress,
+        )
+
+    def put(self, ep: EncodedEpisode) -> None:
+        self.writer.add_encoded(ep, self.cfg.fps)
+        self.new_frames += ep.num_frames
+        self._bar.update(1)
+
+    def __enter__(self) -> EpisodeSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._bar.close()
+        self.writer.flush()
+        if exc_type is None:
+            _sort_index(self.writer)
+            self.summary = self._summarize()
+
+    def _summarize(self) -> CollectSummary:
+        fs, base = self.writer.fs, self.writer.base
+        paths = [posixpath.join(base, INDEX_FILE)]
+        paths += [posixpath.join(base, e.video_path) for e in self.writer.episodes]
+        size = sum(max(info.size or 0, 0) for info in fs.get_file_info(paths))
+        return CollectSummary(
+            episodes=len(self.writer.episodes),
+            new_episodes=len(self.writer.episodes) - self.resumed_from,
+            resumed_from=self.resumed_from,
+            new_frames=self.new_frames,
+            bytes_on_disk=size,
+            seconds=time.perf_counter() - self._start,
+        )
+
+    def _check_or_record_config(self) -> None:
+        fs, path = self.writer.fs, posixpath.join(self.writer.base, CONFIG_FILE)
+        content = {k: v for k, v in asdict(self.cfg).items() if k in CONTENT_FIELDS}
+        if fs.get_file_info(path).is_file:
+            with fs.open_input_stream(path) as f:
+                stored = json.loads(f.read().decode())
+            diff = sorted(k for k in CONTENT_FIELDS if stored.get(k) != _jsonable(content[k]))
+            if diff:
+                pairs = ", ".join(f"{k}: {stored.get(k)!r} -> {content[k]!r}" for k in diff)
+                raise ConfigError(
+                    f"collect: {self.cfg.out} was collected with other settings ({pairs}); "
+                    "resume with the same ones or use another --out"
+                )
+            return
+        if self.writer.episodes:
+            raise ConfigError(
+                f"collect: {self.cfg.out} holds episodes but no {CONFIG_FILE}: not made by "
+                "collect, so resuming into it could mix settings; use another --out"
+            )
+        with fs.open_output_stream(path) as f:
+            f.write(json.dumps(content, indent=2, sort_keys=True).encode())
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _sort_index(writer: DatasetWriter) -> None:
+    """Rewrite episodes.parquet in id order (atomically) unless it already is."""
+    episodes = writer.episodes
+    ordered = sorted(episodes, key=lambda e: (len(e.episode_id), e.episode_id))
+    if [e.episode_id for e in ordered] == [e.episode_id for e in episodes]:
+        return
+    # Built the way DatasetWriter.flush builds it, so the file equals a fresh run's byte for byte.
+    dims = [e.actions.shape[1] for e in episodes if e.actions is not None]
+    table = episodes_to_table(ordered, action_dim=dims[0] if dims else None)
+    fs, dest = writer.fs, posixpath.join(writer.base, INDEX_FILE)
+    tmp = posixpath.join(writer.base, f".{INDEX_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp, filesystem=fs)
+    fs.move(tmp, dest)
+
+
+def collect_local(cfg: CollectConfig, progress: bool = True) -> CollectSummary:
+    """Collect the missing episodes one after another in this process (no Ray)."""
+    with EpisodeSink(cfg, progress=progress) as sink:
+        for index in sink.missing:
+            sink.put(encode_episode(cfg, index))
+    assert sink.summary is not None
+    return sink.summary

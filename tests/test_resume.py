@@ -1,0 +1,63 @@
+"""Stop and resume: the resumed run is bit-for-bit the uninterrupted one (CPU)."""
+
+from __future__ import annotations
+
+import torch
+
+from vjepa2.config import apply_overrides, get_preset
+from vjepa2.train.checkpoint import load_checkpoint
+from vjepa2.train.local import run_dynamics_training, run_pretraining
+
+
+def _params(path):
+    return load_checkpoint(path)["state"]["model"]
+
+
+def _cfg(tmp_path, steps):
+    return apply_overrides(
+        get_preset("pretrain", "tiny"),
+        [f"train.out_dir={tmp_path}", f"train.steps={steps}", "train.checkpoint_every=6",
+         "train.batch_size=4", "data.synthetic.num_videos=8", "train.log_every=1"],
+    )
+
+
+def test_pretraining_resume_is_bitwise_identical(tmp_path):
+    straight = run_pretraining(_cfg(tmp_path / "a", 12), progress=False)
+    # Stopped at step 5 (checkpointed there), then resumed to 12.
+    run_pretraining(_cfg(tmp_path / "b", 12), progress=False, stop_at=5)
+    resumed = run_pretraining(_cfg(tmp_path / "b", 12), progress=False)
+    a, b = _params(straight.checkpoint), _params(resumed.checkpoint)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+    assert [r["step"] for r in resumed.history] == list(range(12))
+
+
+def test_finished_run_is_reused_not_retrained(tmp_path):
+    first = run_pretraining(_cfg(tmp_path, 6), progress=False)
+    mtime = first.checkpoint.stat().st_mtime_ns
+    again = run_pretraining(_cfg(tmp_path, 6), progress=False)
+    assert again.checkpoint == first.checkpoint
+    assert again.checkpoint.stat().st_mtime_ns == mtime
+    assert len(again.history) == len(first.history)
+
+
+def test_no_resume_starts_over(tmp_path):
+    run_pretraining(_cfg(tmp_path, 6), progress=False)
+    fresh = run_pretraining(_cfg(tmp_path, 6), resume=False, progress=False)
+    assert [r["step"] for r in fresh.history] == list(range(6))
+
+
+def test_dynamics_resume_is_bitwise_identical(tmp_path):
+    def cfg(out, steps):
+        return apply_overrides(
+            get_preset("dynamics", "tiny"),
+            [f"train.out_dir={out}", f"train.steps={steps}", "train.checkpoint_every=5",
+             "train.batch_size=4", "data.synthetic.num_videos=8", "loss.horizon=2"],
+        )
+
+    straight = run_dynamics_training(cfg(tmp_path / "a", 10), progress=False)
+    run_dynamics_training(cfg(tmp_path / "b", 10), progress=False, stop_at=3)
+    resumed = run_dynamics_training(cfg(tmp_path / "b", 10), progress=False)
+    a, b = _params(straight.checkpoint), _params(resumed.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
