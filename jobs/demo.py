@@ -1,7 +1,7 @@
 """The whole pipeline on the embedded default: Phase 1 -> Phase 2 -> evaluation.
 
-    python -m jobs.demo                      # tiny preset, runs/demo
-    python -m jobs.demo --set pretrain.train.steps=1000
+python -m jobs.demo                      # tiny preset, runs/demo
+python -m jobs.demo --set pretrain.train.steps=1000
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     split: dict[str, list[str]] = {"pretrain": [], "dynamics": []}
@@ -36,11 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     s = result.summary
     p, d, cos = s["pretrain"], s["dynamics"], s["rollout_cosine"]
     print("\n| stage | first loss | last loss | seconds |\n|---|---|---|---|")
-    print(f"| Phase 1 pretrain | {p['loss_first']:.4f} | {p['loss_last']:.4f} | {p['seconds']:.0f} |")
-    print(f"| Phase 2 dynamics | {d['loss_first']:.4f} | {d['loss_last']:.4f} | {d['seconds']:.0f} |")
-    print(f"\nTarget embeddings: per-dim std {p['target_std_mean']:.4f} "
-          f"(isotropic {p['target_std_isotropic']:.4f}), effective rank "
-          f"{p['target_effective_rank']:.1f}")
+    print(
+        f"| Phase 1 pretrain | {p['loss_first']:.4f} | {p['loss_last']:.4f} | {p['seconds']:.0f} |"
+    )
+    print(
+        f"| Phase 2 dynamics | {d['loss_first']:.4f} | {d['loss_last']:.4f} | {d['seconds']:.0f} |"
+    )
+    print(
+        f"\nTarget embeddings: per-dim std {p['target_std_mean']:.4f} "
+        f"(isotropic {p['target_std_isotropic']:.4f}), effective rank "
+        f"{p['target_effective_rank']:.1f}"
+    )
     print("\n| held-out rollout | 1 step | 5 steps | 10 steps |\n|---|---|---|---|")
     labels = {
         "model": "cos-sim, world model",

@@ -13,25 +13,15 @@ cheaper to ship than frames. ``EpisodeSink`` is the single writer on the driver 
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import posixpath
-import tempfile
-import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from vjepa2.config.base import ConfigError
-from vjepa2.data.dataset_fs import is_local
-from vjepa2.data.dataset_schema import INDEX_FILE, episodes_to_table
-from vjepa2.data.dataset_writer import DatasetWriter
-from vjepa2.data.video import write_video
+from vjepa2.data.video import encode_video
 
 CONFIG_FILE = "collect.json"
 # Fields that shape the episodes; a resumed collection must match them (episodes may grow).
@@ -198,11 +188,7 @@ class EncodedEpisode:
 
 def encode_episode(cfg: CollectConfig, index: int) -> EncodedEpisode:
     frames, actions, states = rollout_episode(cfg, index)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "episode.mp4")
-        write_video(path, frames, cfg.fps, crf=cfg.crf)
-        with open(path, "rb") as f:
-            video = f.read()
+    video = encode_video(frames, cfg.fps, crf=cfg.crf)
     t, h, w, _ = frames.shape
     return EncodedEpisode(
         episode_id=episode_id(index),
@@ -223,175 +209,3 @@ def encode_batch(cfg: CollectConfig, indices: list[int]) -> list[EncodedEpisode]
 
 
 # --- the driver side ---------------------------------------------------------------------
-
-
-class _EncodedWriter(DatasetWriter):
-    """A DatasetWriter that stores already-encoded mp4 bytes instead of encoding frames.
-
-    Hooks ``DatasetWriter._put_video``, the writer's one place that writes a video; every other
-    rule (ids, array shapes, atomic index) stays the writer's own.
-    """
-
-    _video: bytes | None = None
-
-    def add_encoded(self, ep: EncodedEpisode, fps: int) -> None:
-        # add_episode reads only the frames' dtype and shape: a zero-stride stand-in costs nothing.
-        shape = (ep.num_frames, ep.height, ep.width, 3)
-        stand_in = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), shape)
-        self._video = ep.video
-        try:
-            self.add_episode(
-                ep.episode_id, stand_in, fps, actions=ep.actions, states=ep.states, split=ep.split
-            )
-            if self._video is not None:
-                raise RuntimeError("DatasetWriter no longer calls _put_video; update collect.py")
-        finally:
-            self._video = None
-
-    def _put_video(self, dest: str, frames: np.ndarray, fps: int) -> None:
-        if self._video is None:
-            raise RuntimeError("_EncodedWriter stores encoded episodes only (add_encoded)")
-        data, self._video = self._video, None
-        if is_local(self.fs):
-            tmp = f"{dest}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, dest)  # atomic: never a partial video under the final name
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        else:
-            with self.fs.open_output_stream(dest) as out:
-                out.write(data)
-
-
-@dataclass
-class CollectSummary:
-    episodes: int  # in the dataset now
-    new_episodes: int  # written by this run
-    resumed_from: int  # already there when this run started
-    new_frames: int
-    bytes_on_disk: int  # videos + index of the whole dataset
-    seconds: float
-
-    @property
-    def episodes_per_s(self) -> float:
-        return self.new_episodes / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"{self.episodes} episodes ({self.new_episodes} new, {self.resumed_from} resumed), "
-            f"{self.new_frames} new frames, {self.bytes_on_disk / 1e6:.2f} MB on disk, "
-            f"{self.seconds:.1f} s, {self.episodes_per_s:.2f} episodes/s"
-        )
-
-
-class EpisodeSink:
-    """Opens (or resumes) the dataset, lists the missing episodes, stores arriving ones.
-
-    Use as a context manager: on exit, even after an error or Ctrl-C, every stored episode is
-    flushed to ``episodes.parquet``; after a clean run the index is sorted by episode id, so it
-    does not depend on the order episodes arrived in.
-    """
-
-    def __init__(self, cfg: CollectConfig, *, progress: bool = True) -> None:
-        from tqdm import tqdm
-
-        check_env(cfg)
-        self.cfg = cfg
-        self.writer = _EncodedWriter(cfg.out, crf=cfg.crf, flush_every=cfg.flush_every)
-        self._check_or_record_config()
-        self.missing = [
-            i for i in range(cfg.episodes) if not self.writer.has_episode(episode_id(i))
-        ]
-        self.resumed_from = cfg.episodes - len(self.missing)
-        self.new_frames = 0
-        self.summary: CollectSummary | None = None
-        self._start = time.perf_counter()
-        self._bar = tqdm(
-            total=cfg.episodes,
-            initial=self.resumed_from,
-            desc=f"collect {cfg.env}",
-            unit="ep",
-            disable=not progress,
-        )
-
-    def put(self, ep: EncodedEpisode) -> None:
-        self.writer.add_encoded(ep, self.cfg.fps)
-        self.new_frames += ep.num_frames
-        self._bar.update(1)
-
-    def __enter__(self) -> EpisodeSink:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._bar.close()
-        self.writer.flush()
-        if exc_type is None:
-            _sort_index(self.writer)
-            self.summary = self._summarize()
-
-    def _summarize(self) -> CollectSummary:
-        fs, base = self.writer.fs, self.writer.base
-        paths = [posixpath.join(base, INDEX_FILE)]
-        paths += [posixpath.join(base, e.video_path) for e in self.writer.episodes]
-        size = sum(max(info.size or 0, 0) for info in fs.get_file_info(paths))
-        return CollectSummary(
-            episodes=len(self.writer.episodes),
-            new_episodes=len(self.writer.episodes) - self.resumed_from,
-            resumed_from=self.resumed_from,
-            new_frames=self.new_frames,
-            bytes_on_disk=size,
-            seconds=time.perf_counter() - self._start,
-        )
-
-    def _check_or_record_config(self) -> None:
-        fs, path = self.writer.fs, posixpath.join(self.writer.base, CONFIG_FILE)
-        content = {k: v for k, v in asdict(self.cfg).items() if k in CONTENT_FIELDS}
-        if fs.get_file_info(path).is_file:
-            with fs.open_input_stream(path) as f:
-                stored = json.loads(f.read().decode())
-            diff = sorted(k for k in CONTENT_FIELDS if stored.get(k) != _jsonable(content[k]))
-            if diff:
-                pairs = ", ".join(f"{k}: {stored.get(k)!r} -> {content[k]!r}" for k in diff)
-                raise ConfigError(
-                    f"collect: {self.cfg.out} was collected with other settings ({pairs}); "
-                    "resume with the same ones or use another --out"
-                )
-            return
-        if self.writer.episodes:
-            raise ConfigError(
-                f"collect: {self.cfg.out} holds episodes but no {CONFIG_FILE}: not made by "
-                "collect, so resuming into it could mix settings; use another --out"
-            )
-        with fs.open_output_stream(path) as f:
-            f.write(json.dumps(content, indent=2, sort_keys=True).encode())
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-def _sort_index(writer: DatasetWriter) -> None:
-    """Rewrite episodes.parquet in id order (atomically) unless it already is."""
-    episodes = writer.episodes
-    ordered = sorted(episodes, key=lambda e: (len(e.episode_id), e.episode_id))
-    if [e.episode_id for e in ordered] == [e.episode_id for e in episodes]:
-        return
-    # Built the way DatasetWriter.flush builds it, so the file equals a fresh run's byte for byte.
-    dims = [e.actions.shape[1] for e in episodes if e.actions is not None]
-    table = episodes_to_table(ordered, action_dim=dims[0] if dims else None)
-    fs, dest = writer.fs, posixpath.join(writer.base, INDEX_FILE)
-    tmp = posixpath.join(writer.base, f".{INDEX_FILE}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, filesystem=fs)
-    fs.move(tmp, dest)
-
-
-def collect_local(cfg: CollectConfig, progress: bool = True) -> CollectSummary:
-    """Collect the missing episodes one after another in this process (no Ray)."""
-    with EpisodeSink(cfg, progress=progress) as sink:
-        for index in sink.missing:
-            sink.put(encode_episode(cfg, index))
-    assert sink.summary is not None
-    return sink.summary

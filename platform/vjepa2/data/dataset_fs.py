@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import uuid
 from collections.abc import Sequence
 
 import pyarrow.fs as pafs
@@ -46,3 +47,21 @@ def files_exist(fs: pafs.FileSystem, paths: Sequence[str]) -> dict[str, bool]:
     """path -> whether it is a file, with one listing call for all of them."""
     infos = fs.get_file_info(list(paths)) if paths else []
     return {p: info.is_file for p, info in zip(paths, infos, strict=True)}
+
+
+def write_bytes_atomic(fs: pafs.FileSystem, dest: str, data: bytes) -> None:
+    """Write ``data`` to ``dest``; locally via a temp name + rename, so never half a file."""
+    if is_local(fs):
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        tmp = f"{dest}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    # Object stores publish a key only when its upload completes.
+    with fs.open_output_stream(dest) as out:
+        out.write(data)

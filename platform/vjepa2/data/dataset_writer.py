@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import tempfile
 import uuid
 
 import numpy as np
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from vjepa2.data.dataset_fs import is_local, join_path, resolve_root
+from vjepa2.data.dataset_fs import join_path, resolve_root, write_bytes_atomic
 from vjepa2.data.dataset_schema import (
     ARRAY_COLUMNS,
     INDEX_FILE,
@@ -22,7 +21,7 @@ from vjepa2.data.dataset_schema import (
     episodes_to_table,
 )
 from vjepa2.data.dataset_validation import check_arrays, validate_index
-from vjepa2.data.video import write_video
+from vjepa2.data.video import encode_video
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
@@ -82,26 +81,59 @@ class DatasetWriter:
         ``proprio`` [T, d]. Arrays are stored as float32. Raises ``ValueError`` on bad input or
         an id already present (check ``has_episode`` first).
         """
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"episode {episode_id!r}: expected uint8 frames [T, H, W, 3]")
+        # Validate everything before the (costly) encode.
+        record = self._record(episode_id, frames.shape[:3], fps, actions, states, proprio, split)
+        return self._store(record, encode_video(frames, fps, crf=self.crf))
+
+    def add_encoded_episode(
+        self,
+        episode_id: str,
+        video: bytes,
+        frame_shape: tuple[int, int, int],
+        fps: int,
+        *,
+        actions: np.ndarray | None = None,
+        states: np.ndarray | None = None,
+        proprio: np.ndarray | None = None,
+        split: str | None = None,
+    ) -> EpisodeRecord:
+        """Like ``add_episode`` for an mp4 already encoded elsewhere (e.g. by a Ray worker).
+
+        ``frame_shape`` is (T, H, W) of the encoded video; the same validation applies.
+        """
+        record = self._record(episode_id, frame_shape, fps, actions, states, proprio, split)
+        return self._store(record, video)
+
+    def _record(
+        self,
+        episode_id: str,
+        frame_shape: tuple[int, ...],
+        fps: int,
+        actions: np.ndarray | None,
+        states: np.ndarray | None,
+        proprio: np.ndarray | None,
+        split: str | None,
+    ) -> EpisodeRecord:
         if not isinstance(episode_id, str) or not _SAFE_ID.fullmatch(episode_id):
             raise ValueError(
                 f"episode id {episode_id!r} must match {_SAFE_ID.pattern} (it names a file)"
             )
         if episode_id in self._ids:
             raise ValueError(f"{self.root}: episode {episode_id!r} is already in the dataset")
-        frames = np.asarray(frames)
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"episode {episode_id!r}: expected uint8 frames [T, H, W, 3]")
         if self._has_actions is not None and (actions is not None) != self._has_actions:
             have = "has" if self._has_actions else "has no"
             raise ValueError(f"episode {episode_id!r}: the dataset {have} actions; be consistent")
-        rel = f"{VIDEO_DIR}/{episode_id}.mp4"
+        t, h, w = (int(x) for x in frame_shape)
         record = EpisodeRecord(
             episode_id=episode_id,
-            video_path=rel,
-            num_frames=int(frames.shape[0]),
+            video_path=f"{VIDEO_DIR}/{episode_id}.mp4",
+            num_frames=t,
             fps=float(fps),
-            height=int(frames.shape[1]),
-            width=int(frames.shape[2]),
+            height=h,
+            width=w,
             split=split,
             actions=as_f32(actions),
             states=as_f32(states),
@@ -110,12 +142,20 @@ class DatasetWriter:
         problem = check_arrays(record, self._dims)
         if problem is not None:
             raise ValueError(f"episode {episode_id!r}: {problem[1]} [{problem[0]}]")
-        self._put_video(join_path(self.base, rel), frames, fps)
+        return record
+
+    def _store(self, record: EpisodeRecord, video: bytes) -> EpisodeRecord:
+        # The video lands (atomically) before its row, so a row never lacks its file.
+        write_bytes_atomic(self.fs, join_path(self.base, record.video_path), video)
         self._remember(record)
         self._pending += 1
         if self.flush_every and self._pending >= self.flush_every:
             self.flush()
         return record
+
+    def sort_episodes(self) -> None:
+        """Order the index by episode id (numeric-aware for zero-padded ids) at the next flush."""
+        self._episodes.sort(key=lambda e: (len(e.episode_id), e.episode_id))
 
     def flush(self) -> None:
         """Rewrite ``episodes.parquet`` with every episode (old and new), atomically."""
@@ -147,13 +187,3 @@ class DatasetWriter:
             arr = getattr(ep, name)
             if arr is not None and self._dims[name] is None:
                 self._dims[name] = int(arr.shape[1])
-
-    def _put_video(self, dest: str, frames: np.ndarray, fps: int) -> None:
-        if is_local(self.fs):
-            write_video(dest, frames, fps, crf=self.crf)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, "video.mp4")
-            write_video(local, frames, fps, crf=self.crf)
-            with open(local, "rb") as src, self.fs.open_output_stream(dest) as out:
-                out.write(src.read())
