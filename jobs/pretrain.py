@@ -1,6 +1,6 @@
 """Phase 1: V-JEPA masked latent prediction.
 
-    python -m jobs.pretrain --preset tiny --set train.steps=500
+python -m jobs.pretrain --preset tiny --set train.steps=500
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = resolve_config("pretrain", args, PretrainConfig)
     result = run_pretraining(cfg, resume=not args.no_resume, progress=not args.quiet)
     last = result.history[-1] if result.history else {}
-    print(f"pretrain: final loss {last.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}")
+    print(
+        f"pretrain: final loss {last.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}"
+    )
 
 
 if __name__ == "__main__":

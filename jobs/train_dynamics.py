@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = resolve_config("dynamics", args, DynamicsTrainConfig)
     result = run_dynamics_training(cfg, resume=not args.no_resume, progress=not args.quiet)
     last = result.history[-1] if result.history else {}
-    print(f"dynamics: final loss {last.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}")
+    print(
+        f"dynamics: final loss {last.get('loss', float('nan')):.4f}; checkpoint {result.checkpoint}"
+    )
 
 
 if __name__ == "__main__":

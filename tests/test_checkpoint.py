@@ -24,7 +24,7 @@ def test_round_trip_restores_parameters_and_config(tmp_path):
     payload = load_checkpoint(tmp_path / "c.pt", kind="pretrain")
     load_state_strict(dst, payload["state"]["model"])
     assert payload["config"] == {"a": 1}
-    for a, b in zip(src.parameters(), dst.parameters()):
+    for a, b in zip(src.parameters(), dst.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -89,9 +89,12 @@ def test_mismatched_model_is_not_half_loaded(tmp_path):
     payload = load_checkpoint(_save(tmp_path / "c.pt", src))
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_state_strict(dst, payload["state"]["model"])
-    assert all(torch.equal(a, b) for a, b in zip(before, dst.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, dst.parameters(), strict=True))
     with pytest.raises(CheckpointError, match="missing keys"):
-        load_state_strict(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), payload["state"]["model"])
+        load_state_strict(
+            nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)),
+            payload["state"]["model"],
+        )
 
 
 def test_latest_checkpoint_picks_highest_step(tmp_path):

@@ -29,8 +29,9 @@ def _stats(cfg: MaskConfig, grid, **kw) -> dict:
 def test_default_config_masks_75_to_90_percent_of_what_training_sees(grid, batch_size):
     # The acceptance criterion: the fraction of tokens the predictor must fill in, after the
     # batch is equalised, sits in the seed's 75-90% at every batch size (0.81-0.85 measured).
-    s = mask_statistics(MultiBlockMaskSampler(MaskConfig(), grid), 512, seed=0,
-                        batch_size=batch_size)
+    s = mask_statistics(
+        MultiBlockMaskSampler(MaskConfig(), grid), 512, seed=0, batch_size=batch_size
+    )
     assert 0.75 <= s["mean_masked_fraction_batched"] <= 0.90, s
 
 

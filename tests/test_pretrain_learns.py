@@ -57,16 +57,29 @@ def test_pretrain_step_updates_online_and_target_but_not_by_gradient(tiny_pretra
 
     opt = build_optimizer(model, tiny_pretrain.optim)
     assert all(not p.requires_grad for p in model.target_encoder.parameters())
-    assert not any(p is q for g in opt.param_groups for p in g["params"]
-                   for q in model.target_encoder.parameters())
+    assert not any(
+        p is q
+        for g in opt.param_groups
+        for p in g["params"]
+        for q in model.target_encoder.parameters()
+    )
     enc0 = [p.detach().clone() for p in model.encoder.parameters()]
     tgt0 = [p.detach().clone() for p in model.target_encoder.parameters()]
     video = torch.randn(2, 3, 8, 64, 64)
-    res = pretrain_step(model, opt, video, step=5, total_steps=10, optim_cfg=tiny_pretrain.optim,
-                        generator=torch.Generator().manual_seed(0))
+    res = pretrain_step(
+        model,
+        opt,
+        video,
+        step=5,
+        total_steps=10,
+        optim_cfg=tiny_pretrain.optim,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert res.loss > 0 and res.momentum is not None and 0.99 <= res.momentum <= 1.0
-    assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(tgt0, model.target_encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(tgt0, model.target_encoder.parameters(), strict=True)
+    )
     assert all(p.grad is None for p in model.target_encoder.parameters())
 
 
@@ -106,6 +119,12 @@ def test_non_finite_loss_stops_before_the_update():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x = torch.full((2, 3), float("nan"))
     with pytest.raises(NonFiniteLossError, match="step 7"):
-        optimize(model, opt, (x, torch.zeros(2, 1)), step=7, total_steps=10,
-                 optim_cfg=OptimConfig(warmup_steps=0))
+        optimize(
+            model,
+            opt,
+            (x, torch.zeros(2, 1)),
+            step=7,
+            total_steps=10,
+            optim_cfg=OptimConfig(warmup_steps=0),
+        )
     assert torch.equal(before, model.lin.weight)

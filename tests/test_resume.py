@@ -16,8 +16,14 @@ def _params(path):
 def _cfg(tmp_path, steps):
     return apply_overrides(
         get_preset("pretrain", "tiny"),
-        [f"train.out_dir={tmp_path}", f"train.steps={steps}", "train.checkpoint_every=6",
-         "train.batch_size=4", "data.synthetic.num_videos=8", "train.log_every=1"],
+        [
+            f"train.out_dir={tmp_path}",
+            f"train.steps={steps}",
+            "train.checkpoint_every=6",
+            "train.batch_size=4",
+            "data.synthetic.num_videos=8",
+            "train.log_every=1",
+        ],
     )
 
 
@@ -52,8 +58,14 @@ def test_dynamics_resume_is_bitwise_identical(tmp_path):
     def cfg(out, steps):
         return apply_overrides(
             get_preset("dynamics", "tiny"),
-            [f"train.out_dir={out}", f"train.steps={steps}", "train.checkpoint_every=5",
-             "train.batch_size=4", "data.synthetic.num_videos=8", "loss.horizon=2"],
+            [
+                f"train.out_dir={out}",
+                f"train.steps={steps}",
+                "train.checkpoint_every=5",
+                "train.batch_size=4",
+                "data.synthetic.num_videos=8",
+                "loss.horizon=2",
+            ],
         )
 
     straight = run_dynamics_training(cfg(tmp_path / "a", 10), progress=False)

@@ -22,7 +22,7 @@ def test_lr_warms_up_linearly_then_decays_by_cosine():
     assert lr_at(60, 110, cfg) == pytest.approx((1e-3 + 1e-5) / 2)
     assert lr_at(110, 110, cfg) == pytest.approx(1e-5)
     lrs = [lr_at(s, 110, cfg) for s in range(10, 111)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_cosine_momentum_goes_from_start_to_end():

@@ -18,8 +18,12 @@ from vjepa2.train.steps import dynamics_step
 def tiny_dynamics(tmp_path):
     return apply_overrides(
         get_preset("dynamics", "tiny"),
-        [f"train.out_dir={tmp_path}", "train.steps=20", "train.checkpoint_every=10",
-         "data.synthetic.num_videos=16"],
+        [
+            f"train.out_dir={tmp_path}",
+            "train.steps=20",
+            "train.checkpoint_every=10",
+            "data.synthetic.num_videos=16",
+        ],
     )
 
 
@@ -38,8 +42,12 @@ def test_dynamics_step_never_touches_the_encoder(tiny_dynamics, pooled):
     res = dynamics_step(model, opt, frames, actions, step=3, total_steps=10, optim_cfg=cfg.optim)
     assert res.loss > 0
     assert all(p.grad is None and not p.requires_grad for p in model.encoder.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(dyn_before, model.dynamics.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(enc_before, model.encoder.parameters(), strict=True)
+    )
+    assert any(
+        not torch.equal(a, b) for a, b in zip(dyn_before, model.dynamics.parameters(), strict=True)
+    )
     assert not model.encoder.training  # frozen encoder stays in eval mode under .train()
 
 
@@ -68,8 +76,14 @@ def test_two_phase_pipeline_trains_and_reloads(tmp_path):
     pre_run = run_pretraining(pre, progress=False)
     dyn = apply_overrides(
         get_preset("dynamics", "tiny"),
-        [f"train.out_dir={tmp_path}", "train.steps=60", f"encoder_checkpoint={pre_run.checkpoint}",
-         "train.log_every=5", "data.synthetic.num_videos=32", "loss.horizon=3"],
+        [
+            f"train.out_dir={tmp_path}",
+            "train.steps=60",
+            f"encoder_checkpoint={pre_run.checkpoint}",
+            "train.log_every=5",
+            "data.synthetic.num_videos=32",
+            "loss.horizon=3",
+        ],
     )
     run = run_dynamics_training(dyn, progress=False)
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in run.history)
@@ -80,7 +94,9 @@ def test_two_phase_pipeline_trains_and_reloads(tmp_path):
     from vjepa2.train.builders import load_pretrained
 
     vjepa, _ = load_pretrained(pre_run.checkpoint)
-    for (name, a), b in zip(vjepa.target.state_dict().items(), model.encoder.state_dict().values()):
+    for (name, a), b in zip(
+        vjepa.target.state_dict().items(), model.encoder.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     src = SyntheticSource(cfg.data, cfg.encoder, 11, torch.device("cpu"))
     frames, actions = src.windows(8, 10, torch.Generator().manual_seed(3))

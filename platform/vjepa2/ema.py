@@ -27,5 +27,5 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         raise ValueError("target and online modules have different parameter lists")
     torch._foreach_mul_(t_params, tau)
     torch._foreach_add_(t_params, o_params, alpha=1.0 - tau)
-    for tb, ob in zip(target.buffers(), online.buffers()):
+    for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
         tb.copy_(ob)

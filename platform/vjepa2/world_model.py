@@ -7,9 +7,8 @@ it is frozen, kept in eval mode and run under ``no_grad``.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
-
 import torch
+from torch import Tensor, nn
 
 from vjepa2.config.components import DynamicsLossConfig
 from vjepa2.config.jobs import StateConfig

@@ -55,9 +55,7 @@ class PredictorConfig:
     drop_path: float = 0.0
 
     def __post_init__(self) -> None:
-        _check(
-            self.embed_dim % self.num_heads == 0, "predictor.embed_dim must divide by num_heads"
-        )
+        _check(self.embed_dim % self.num_heads == 0, "predictor.embed_dim must divide by num_heads")
 
 
 @dataclass

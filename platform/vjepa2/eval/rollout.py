@@ -39,6 +39,7 @@ def rollout_cosine(
     states = model.encode(frames[:, : max_h + 1])
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
     model.train(was_training)
+
     def err(pred: Tensor, k: int) -> Tensor:
         return (pred.float() - states[:, k].float()).pow(2).sum()
 

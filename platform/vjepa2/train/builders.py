@@ -50,7 +50,9 @@ def build_world_model(cfg: DynamicsTrainConfig) -> tuple[WorldModel, DynamicsTra
     return model, resolved
 
 
-def load_world_model(path: str | Path, map_location: str = "cpu") -> tuple[WorldModel, DynamicsTrainConfig]:
+def load_world_model(
+    path: str | Path, map_location: str = "cpu"
+) -> tuple[WorldModel, DynamicsTrainConfig]:
     """Rebuild a trained world model (encoder included) from a dynamics checkpoint alone."""
     payload = load_checkpoint(path, kind="dynamics", map_location=map_location)
     cfg = from_dict(DynamicsTrainConfig, payload["config"])

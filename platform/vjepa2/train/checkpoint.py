@@ -116,9 +116,7 @@ def load_state_strict(module: nn.Module, state: dict[str, Any], what: str = "mod
         if missing:
             parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
-            parts.append(
-                f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
-            )
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
         if shapes:
             parts.append(f"shape mismatches {shapes[:5]}{' ...' if len(shapes) > 5 else ''}")
         raise CheckpointError(f"{what} does not match the checkpoint: " + "; ".join(parts))

@@ -130,7 +130,9 @@ def _run(
             if result.momentum is not None:
                 row["momentum"] = result.momentum
             if "targets" in result.aux:
-                row.update({f"target_{k}": v for k, v in collapse_stats(result.aux["targets"]).items()})
+                row.update(
+                    {f"target_{k}": v for k, v in collapse_stats(result.aux["targets"]).items()}
+                )
             history.append(row)
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -160,7 +162,8 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def run_pretraining(
-    cfg: PretrainConfig, *,
+    cfg: PretrainConfig,
+    *,
     resume: bool = True,
     progress: bool = True,
     stop_at: int | None = None,
@@ -202,7 +205,8 @@ def run_pretraining(
 
 
 def run_dynamics_training(
-    cfg: DynamicsTrainConfig, *,
+    cfg: DynamicsTrainConfig,
+    *,
     resume: bool = True,
     progress: bool = True,
     stop_at: int | None = None,

@@ -53,7 +53,7 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
 def _micro_batches(inputs: tuple[Tensor, ...], n: int) -> Iterator[tuple[Tensor, ...]]:
     if n > inputs[0].shape[0]:
         raise ValueError(f"grad_accum_steps {n} exceeds the batch size {inputs[0].shape[0]}")
-    yield from zip(*(x.chunk(n) for x in inputs))
+    yield from zip(*(x.chunk(n) for x in inputs), strict=True)
 
 
 def optimize(
