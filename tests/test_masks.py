@@ -10,8 +10,8 @@ from vjepa2.config.components import MaskBlockGroup, MaskConfig
 from vjepa2.masks import MaskBatch, MultiBlockMaskSampler, mask_statistics
 
 FULL_GRID = (8, 14, 14)  # 16 frames / tubelet 2, 224 px / patch 16
-TINY_GRID = (4, 8, 8)  # the tiny preset: 8 frames / tubelet 2, 64 px / patch 8
-SMALL_GRIDS = [TINY_GRID, (4, 4, 4), (8, 4, 4)]
+TINY_GRID = (4, 4, 4)  # the tiny preset: 8 frames / tubelet 2, 64 px / patch 16
+SMALL_GRIDS = [TINY_GRID, (4, 8, 8), (8, 4, 4)]
 
 
 def _gen(seed: int = 0) -> torch.Generator:
