@@ -32,3 +32,14 @@ def resolve_config(job: str, args: argparse.Namespace, config_type: type) -> Any
         return apply_overrides(cfg, args.overrides)
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
+
+
+def run_training_job(
+    job: str, description: str, config_type: type, runner: Any, argv: list[str] | None
+) -> None:
+    """The whole of a training entrypoint: parse, resolve the config, run, report."""
+    args = config_parser(description).parse_args(argv)
+    cfg = resolve_config(job, args, config_type)
+    result = runner(cfg, resume=not args.no_resume, progress=not args.quiet)
+    loss = result.history[-1]["loss"] if result.history else float("nan")
+    print(f"{job}: final loss {loss:.4f}; checkpoint {result.checkpoint}")

@@ -278,15 +278,6 @@ class _PyAVHandle:
 class PyAVReader(_LazyReader):
     """PyAV (FFmpeg) backend: maintained, slower per frame; seeks to the nearest keyframe."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        filesystem: Any | None = None,
-        num_threads: int = 1,
-    ) -> None:
-        super().__init__(path, filesystem, num_threads)
-
     def _open(self) -> _PyAVHandle:
         import av
 
