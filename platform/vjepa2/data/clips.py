@@ -145,6 +145,52 @@ def window_index(
     )
 
 
+def concat_indices(parts: Sequence[SampleIndex]) -> SampleIndex:
+    """One index visiting ``parts`` in turn (e.g. several epochs); they must share videos."""
+    first = parts[0]
+    for p in parts[1:]:
+        if p.paths != first.paths or (p.num_frames, p.stride) != (first.num_frames, first.stride):
+            raise ValueError("only indices over the same videos and sample shape concatenate")
+    return SampleIndex(
+        paths=first.paths,
+        video_frames=first.video_frames,
+        video=np.concatenate([p.video for p in parts]),
+        start=np.concatenate([p.start for p in parts]),
+        num_frames=first.num_frames,
+        stride=first.stride,
+        too_short=first.too_short,
+    )
+
+
+def video_aligned_chunks(video: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """[lo, hi) row ranges of at most ``max_rows`` that split runs of one video only if needed.
+
+    Each chunk becomes one decode call, possibly on another worker. A video whose samples
+    straddle two chunks is opened twice and the second reader must seek from a keyframe
+    (up to a whole GOP of wasted decoding), so whole runs are packed greedily and a run is cut
+    only when it alone exceeds ``max_rows``.
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    n = len(video)
+    cuts = np.flatnonzero(np.diff(video)) + 1
+    runs = zip([0, *cuts.tolist()], [*cuts.tolist(), n], strict=True)
+    chunks: list[tuple[int, int]] = []
+    lo = 0  # start of the chunk being filled
+    for a, b in runs if n else ():
+        if b - lo <= max_rows:
+            continue  # the whole run fits in the current chunk
+        if a > lo:
+            chunks.append((lo, a))  # close before the run rather than cut it
+            lo = a
+        while b - lo > max_rows:  # a run longer than a chunk: full chunks, the rest goes on
+            chunks.append((lo, lo + max_rows))
+            lo += max_rows
+    if lo < n:
+        chunks.append((lo, n))
+    return chunks
+
+
 def window_actions(actions: np.ndarray, start: int, horizon: int, frameskip: int) -> np.ndarray:
     """float32 [H, d_a*k]: row j is a_{t+jk}, ..., a_{t+jk+k-1} concatenated (k=1: a_{t+j}).
 

@@ -1,0 +1,162 @@
+"""From a dataset source to the episodes a pipeline samples from, and the manifest blocks.
+
+A source is a video-action dataset folder (``episodes.parquet``), a plain folder of videos or a
+CSV list of them, local or any pyarrow URI. Dataset-level problems (missing video, action
+count or dim mismatch, NaN actions, ...) are found here by ``VideoActionDataset.open`` and
+either raise or land in the ``SkipReport``; plain videos carry no metadata, so they are probed
+here for their frame count and size.
+
+The manifest handed to Ray Data holds numbers only (video index, start, sample id, actions):
+paths travel once, to each decode actor, not once per sample.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+from ray.data.extensions import ArrowTensorArray
+
+from vjepa2.data.clips import SampleIndex, video_aligned_chunks
+from vjepa2.data.dataset import (
+    DatasetError,
+    EpisodeRecord,
+    OnError,
+    SkipReport,
+    VideoActionDataset,
+    open_plain_videos,
+    split_episodes,
+)
+from vjepa2.data.dataset_fs import is_local
+from vjepa2.data.video import VideoDecodeError, open_video
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the videos come from, which split, and what to do with bad input."""
+
+    source: str  # dataset folder, plain folder or CSV of videos; local path or URI
+    split: str | None = None  # None: every episode
+    split_fractions: Mapping[str, float] | None = None  # else the index's ``split`` column
+    split_seed: int = 0
+    on_error: OnError = "raise"
+    verify_videos: bool = False  # open every video up front (dataset folders; slow)
+    action_dim: int | None = None  # expected d_a; None: the dataset's recorded one
+
+
+@dataclass
+class LoadedSource:
+    """The episodes of one split, with full video paths inside ``filesystem``."""
+
+    filesystem: pafs.FileSystem | None  # None: local paths
+    episodes: list[EpisodeRecord]
+    paths: list[str]
+    skipped: SkipReport  # dataset-level skips (opening, validation, probing)
+    action_dim: int | None
+
+    def frame_size(self) -> tuple[int, int] | None:
+        """The (height, width) every episode shares, or None if they differ."""
+        sizes = {(e.height, e.width) for e in self.episodes}
+        return next(iter(sizes)) if len(sizes) == 1 else None  # type: ignore[return-value]
+
+
+def load_source(spec: SourceSpec, *, require_actions: bool = False) -> LoadedSource:
+    """Open, validate, (probe,) and split ``spec.source``."""
+    if require_actions:
+        ds = VideoActionDataset.open(
+            spec.source,
+            on_error=spec.on_error,
+            verify_videos=spec.verify_videos,
+            action_dim=spec.action_dim,
+        )
+        if ds.episodes and ds.episodes[0].actions is None:
+            raise DatasetError(ds.root, "missing_actions", "Phase-2 windows need actions")
+    else:
+        ds = open_plain_videos(spec.source, on_error=spec.on_error, probe=spec.verify_videos)
+    episodes = list(ds.episodes)
+    skipped = ds.skipped
+    fs = None if is_local(ds.filesystem) else ds.filesystem
+    if any(e.num_frames is None for e in episodes):
+        episodes = _probe(episodes, [ds.video_path(e) for e in episodes], fs, spec, skipped)
+    if spec.split is not None:
+        splits = split_episodes(episodes, spec.split_fractions, seed=spec.split_seed)
+        if spec.split not in splits:
+            raise ValueError(f"no split {spec.split!r} in {spec.source} (have {sorted(splits)})")
+        episodes = splits[spec.split]
+    return LoadedSource(
+        filesystem=fs,
+        episodes=episodes,
+        paths=[ds.video_path(e) for e in episodes],
+        skipped=skipped,
+        action_dim=ds.action_dim,
+    )
+
+
+def manifest_blocks(
+    index: SampleIndex,
+    rows_per_block: int,
+    *,
+    actions: np.ndarray | None = None,
+) -> list[pa.Table]:
+    """The index as Arrow tables of at most ``rows_per_block`` rows: one per decode call.
+
+    Blocks follow ``video_aligned_chunks``, so a video's consecutive samples are decoded by
+    one reader. Columns: ``sample_id`` (position in the index, seeds the augmentation),
+    ``video``, ``start``, and ``actions`` float32 [N, H, d] when given.
+    """
+    out = []
+    for lo, hi in video_aligned_chunks(index.video, rows_per_block):
+        columns = {
+            "sample_id": pa.array(np.arange(lo, hi, dtype=np.int64)),
+            "video": pa.array(index.video[lo:hi]),
+            "start": pa.array(index.start[lo:hi]),
+        }
+        if actions is not None:
+            columns["actions"] = ArrowTensorArray.from_numpy(actions[lo:hi])
+        out.append(pa.table(columns))
+    return out
+
+
+def _probe(
+    episodes: list[EpisodeRecord],
+    paths: list[str],
+    fs: pafs.FileSystem | None,
+    spec: SourceSpec,
+    skipped: SkipReport,
+) -> list[EpisodeRecord]:
+    """Fill frame count and size of plain videos by opening each one.
+
+    Threads in the driver, not Ray tasks: the decoders release the GIL while they read, and
+    a task would first pay a worker's start-up and imports, which is most of a probe's cost.
+    """
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda p: _probe_one(p, fs), paths))
+    kept = []
+    for ep, path, (info, reason) in zip(episodes, paths, results, strict=True):
+        if info is None:
+            err = DatasetError(path, "unreadable_video", reason, ep.episode_id)
+            if spec.on_error == "raise":
+                raise err
+            skipped.add(err)
+            continue
+        ep.num_frames, ep.height, ep.width, ep.fps = info
+        kept.append(ep)
+    return kept
+
+
+def _probe_one(
+    path: str, fs: pafs.FileSystem | None
+) -> tuple[tuple[int, int, int, float] | None, str]:
+    reader = open_video(path, filesystem=fs)
+    try:
+        # Frame 0 gives the size; a cut-off file is caught later, at decode time.
+        return (reader.num_frames, reader.height, reader.width, reader.fps), ""
+    except VideoDecodeError as e:
+        return None, e.reason
+    finally:
+        reader.close()

@@ -1,0 +1,374 @@
+"""Ray Data pipelines: clip/window indices, augmentations, decoded streams, bad input, Train."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.augment import AugmentSpec, augment_clip
+from pipelines.clips import (
+    ClipPipelineConfig,
+    DecodeConfig,
+    SampleDecodeError,
+    build_clip_pipeline,
+    iter_clip_batches,
+)
+from pipelines.decode import SampleDecoder
+from pipelines.manifest import SourceSpec, load_source
+from pipelines.windows import WindowPipelineConfig, build_window_pipeline, gather_window_actions
+from vjepa2.data.clips import (
+    ClipSpec,
+    WindowSpec,
+    clip_index,
+    concat_indices,
+    video_aligned_chunks,
+    window_actions,
+    window_index,
+)
+from vjepa2.data.dataset import DatasetError, DatasetWriter, split_episodes
+from vjepa2.data.synthetic import moving_shapes
+from vjepa2.data.video import open_video
+
+T, SIZE, D_A, FPS = 12, 32, 2, 5
+ONE_ACTOR = DecodeConfig(num_actors=1, batch_size=4)
+
+
+def write_dataset(root: Path, n: int = 4, seed: int = 0) -> None:
+    data = moving_shapes(n, T, SIZE, seed=seed)
+    with DatasetWriter(root) as writer:
+        for i in range(n):
+            writer.add_episode(f"ep{i}", data.frames[i], FPS, actions=data.actions[i])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipelines") / "ds"
+    write_dataset(root)
+    return root
+
+
+def rewrite_index(root: Path, edit) -> None:
+    """Apply ``edit(rows)`` to the index rows, bypassing the writer's validation."""
+    index = root / "episodes.parquet"
+    table = pq.read_table(index)
+    rows = {r["episode_id"]: r for r in table.to_pylist()}
+    edit(rows)  # may change or drop rows
+    pq.write_table(pa.Table.from_pylist(list(rows.values()), schema=table.schema), index)
+
+
+# --- indices (pure) ----------------------------------------------------------------------------
+
+
+def test_clip_index_is_seeded_bounded_and_order_independent():
+    videos = [("a.mp4", 40), ("b.mp4", 25), ("short.mp4", 5)]
+    spec = ClipSpec(num_frames=4, stride=3, step=2, max_clips_per_video=3, random_offset=True)
+    index = clip_index(videos, spec, epoch=0)
+    assert index.too_short == ["short.mp4"] and len(index) == 6
+    for i, row in enumerate(index.rows()):
+        frames = index.frame_indices(i)
+        assert row["stride"] == 3 and row["num_frames"] == 4
+        assert frames[0] == row["start"] and frames[-1] < dict(videos)[row["video_path"]]
+    # Same seed, same clips; each video's clips do not depend on the other videos.
+    assert clip_index(videos, spec).rows() == index.rows()
+    alone = clip_index(videos[1:2], spec).rows()
+    assert alone == [r for r in index.rows() if r["video_path"] == "b.mp4"][: len(alone)]
+    assert sorted(map(str, clip_index(videos[::-1], spec).rows())) == sorted(map(str, index.rows()))
+    assert clip_index(videos, spec, epoch=1).rows() != index.rows()
+    two = concat_indices([index, clip_index(videos, spec, epoch=1)])
+    assert two.rows() == index.rows() + clip_index(videos, spec, epoch=1).rows()
+    # Defaults: non-overlapping clips covering each video; "videos" order keeps them together.
+    grid = clip_index([("a.mp4", 40)], ClipSpec(num_frames=4, stride=3))
+    assert grid.start.tolist() == [0, 10, 20, 30]
+    with pytest.raises(ValueError, match="order"):
+        ClipSpec(order="random")  # type: ignore[arg-type]
+
+
+def test_manifest_chunks_keep_a_video_in_one_decode_call():
+    video = np.array([0] * 19 + [1] * 5 + [2] * 6 + [3] * 2)
+    # Runs are packed whole; only a run longer than a chunk is cut (then in full chunks).
+    assert video_aligned_chunks(video, 16) == [(0, 16), (16, 32)]
+    assert video_aligned_chunks(video, 12) == [(0, 12), (12, 24), (24, 32)]
+    assert video_aligned_chunks(np.arange(7), 3) == [(0, 3), (3, 6), (6, 7)]
+    assert video_aligned_chunks(np.zeros(0, np.int32), 4) == []
+
+
+def test_window_actions_concatenate_the_skipped_steps():
+    actions = np.arange(11 * D_A, dtype=np.float32).reshape(11, D_A)  # T = 12 frames
+    spec = WindowSpec(horizon=2, frameskip=3)
+    index = window_index([("e.mp4", T)], spec)
+    # t + H*k <= T-1: starts 0..5, frames t, t+3, t+6.
+    assert index.start.tolist() == [0, 1, 2, 3, 4, 5]
+    assert index.frame_indices(5).tolist() == [5, 8, 11]
+    w = window_actions(actions, 5, 2, 3)
+    assert w.shape == (2, 3 * D_A)
+    np.testing.assert_array_equal(w[0], actions[5:8].reshape(-1))
+    np.testing.assert_array_equal(w[1], actions[8:11].reshape(-1))
+    np.testing.assert_array_equal(window_actions(actions, 4, 3, 1), actions[4:7])
+    with pytest.raises(IndexError, match="needs actions up to 11"):
+        window_actions(actions, 6, 2, 3)
+    gathered = gather_window_actions([actions], index.video, index.start, spec)
+    for i, s in enumerate(index.start.tolist()):
+        np.testing.assert_array_equal(gathered[i], window_actions(actions, s, 2, 3))
+
+
+def test_augment_is_seeded_per_clip_and_the_same_for_every_frame():
+    rng = np.random.default_rng(0)
+    clip = np.repeat(rng.integers(0, 255, (1, 40, 48, 3), dtype=np.uint8), 3, axis=0)
+    spec = AugmentSpec(size=(16, 24), random_resized_crop=True, hflip=True, seed=3)
+    a = augment_clip(clip, spec, sample_id=7)
+    assert a.shape == (3, 16, 24, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, augment_clip(clip, spec, sample_id=7))
+    assert all((a[t] == a[0]).all() for t in range(3))  # one draw for the whole clip
+    outs = [augment_clip(clip, spec, sample_id=i) for i in range(8)]
+    assert len({o.tobytes() for o in outs}) == 8
+    flip = AugmentSpec(hflip=True)
+    flips = [augment_clip(clip, flip, i) for i in range(8)]
+    assert any((f == clip[:, :, ::-1]).all() for f in flips)
+    assert any((f == clip).all() for f in flips)
+    with pytest.raises(ValueError, match="hflip is not allowed"):
+        flip.check_for_actions()
+    with pytest.raises(ValueError, match="needs an output size"):
+        AugmentSpec(random_resized_crop=True)
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+def collect(pipe, batch_size: int = 3) -> dict[str, dict[int, np.ndarray]]:
+    got: dict[str, dict[int, np.ndarray]] = {}
+    for batch in iter_clip_batches(pipe.dataset, batch_size):
+        ids = batch["sample_id"].tolist()
+        for name, value in batch.items():
+            assert value.device.type == "cpu"
+            got.setdefault(name, {}).update(zip(ids, value.numpy(), strict=True))
+    return got
+
+
+def test_clip_stream_is_the_indexed_frames_of_the_train_split(ray_cluster, dataset):
+    import torch
+
+    fractions = {"train": 0.75, "val": 0.25}
+    cfg = ClipPipelineConfig(
+        SourceSpec(str(dataset), split="train", split_fractions=fractions, split_seed=1),
+        ClipSpec(num_frames=4, stride=2, step=3),
+        decode=ONE_ACTOR,
+    )
+    pipe = build_clip_pipeline(cfg)
+    first = next(iter_clip_batches(pipe.dataset, 3))
+    assert set(first) == {"frames", "sample_id"} and first["frames"].dtype == torch.uint8
+    assert tuple(first["frames"].shape) == (3, 4, SIZE, SIZE, 3)
+    got = collect(pipe)["frames"]
+    assert sorted(got) == list(range(len(pipe.index)))
+    for sid, frames in got.items():
+        path = pipe.index.paths[pipe.index.video[sid]]
+        np.testing.assert_array_equal(
+            frames, open_video(path).get_frames(pipe.index.frame_indices(sid))
+        )
+    # Whole episodes per split, never frames: the stream holds exactly the train episodes.
+    episodes = load_source(SourceSpec(str(dataset))).episodes
+    train = {e.episode_id for e in split_episodes(episodes, fractions, seed=1)["train"]}
+    assert {Path(p).stem for p in pipe.index.paths} == train and len(train) == 3
+    assert pipe.report().total_skipped == 0
+
+
+def test_window_stream_pairs_frames_with_concatenated_actions(ray_cluster, dataset):
+    spec = WindowSpec(horizon=2, frameskip=2, step=4)
+    cfg = WindowPipelineConfig(
+        SourceSpec(str(dataset)), spec, AugmentSpec(size=16), decode=ONE_ACTOR
+    )
+    pipe = build_window_pipeline(cfg)
+    got = collect(pipe, batch_size=4)
+    assert sorted(got["frames"]) == list(range(len(pipe.index))) == list(range(8))
+    source = load_source(SourceSpec(str(dataset)))
+    by_path = dict(zip(source.paths, source.episodes, strict=True))
+    for sid, frames in got["frames"].items():
+        assert frames.shape == (3, 16, 16, 3)
+        episode = by_path[pipe.index.paths[pipe.index.video[sid]]]
+        start = int(pipe.index.start[sid])
+        expected = window_actions(episode.actions, start, 2, 2)
+        np.testing.assert_array_equal(got["actions"][sid], expected)
+        assert got["actions"][sid].shape == (2, 2 * D_A)
+    with pytest.raises(ValueError, match="hflip"):
+        build_window_pipeline(
+            WindowPipelineConfig(SourceSpec(str(dataset)), spec, AugmentSpec(hflip=True))
+        )
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def break_dataset(root: Path) -> None:
+    """Nine episodes: two good, seven broken in the ways a real dataset breaks."""
+    write_dataset(root, n=9, seed=1)
+    videos = root / "videos"
+    data = (videos / "ep2.mp4").read_bytes()
+    (videos / "ep2.mp4").write_bytes(data[: len(data) // 2])  # truncated
+    (videos / "ep3.mp4").write_bytes(np.random.default_rng(0).bytes(2048))  # not a video
+    (videos / "ep4.mp4").unlink()  # missing
+
+    def edit(rows):
+        rows["ep5"]["actions"] = rows["ep5"]["actions"][:-1]  # T-2 actions
+        rows["ep6"]["actions"] = [a + [0.0] for a in rows["ep6"]["actions"]]  # d_a = 3
+        rows["ep7"]["actions"][3][1] = float("nan")
+        # The index claims two more frames than the video has (actions to match).
+        rows["ep8"]["num_frames"] = T + 2
+        rows["ep8"]["actions"] = rows["ep8"]["actions"] + [[0.0, 0.0]] * 2
+
+    rewrite_index(root, edit)
+
+
+DATASET_PROBLEMS = {
+    "ep4": "missing_video",
+    "ep5": "action_count_mismatch",
+    "ep6": "action_dim_mismatch",
+    "ep7": "non_finite_actions",
+}
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("broken") / "ds"
+    break_dataset(root)
+    return root
+
+
+def test_bad_input_is_skipped_counted_and_reported(ray_cluster, broken):
+    cfg = WindowPipelineConfig(
+        SourceSpec(str(broken), on_error="skip"),
+        WindowSpec(horizon=1, step=3),
+        decode=ONE_ACTOR,
+    )
+    pipe = build_window_pipeline(cfg)
+    got = collect(pipe)
+    report = pipe.report()
+    assert report.dataset.counts == dict.fromkeys(DATASET_PROBLEMS.values(), 1)
+    for ep, reason in DATASET_PROBLEMS.items():
+        assert any(f"{ep}.mp4" in m for m in report.dataset.skipped[reason])
+    decoded_eps = {Path(pipe.index.paths[pipe.index.video[s]]).stem for s in got["frames"]}
+    assert {"ep0", "ep1"} <= decoded_eps <= {"ep0", "ep1", "ep2"}
+    # Every sample either arrived or was dropped and counted, naming its file.
+    assert len(got["frames"]) + report.decode.total == len(pipe.index)
+    assert set(report.decode.counts) == {"unreadable_video", "frame_count_mismatch"}
+    messages = [m for ms in report.decode.skipped.values() for m in ms]
+    for ep in ("ep2", "ep3", "ep8"):
+        assert any(f"{ep}.mp4" in m for m in messages), ep
+    assert all("ep8.mp4" in m for m in report.decode.skipped["frame_count_mismatch"])
+    assert report.total_skipped == 4 + report.decode.total
+
+
+@pytest.mark.parametrize("episode", sorted(DATASET_PROBLEMS))
+def test_dataset_level_problems_raise_naming_the_file(broken, tmp_path, episode):
+    root = tmp_path / "ds"
+    shutil.copytree(broken, root)
+    others = set(DATASET_PROBLEMS) - {episode}
+    rewrite_index(root, lambda rows: [rows.pop(ep) for ep in others])
+    with pytest.raises(DatasetError, match=f"{episode}.mp4") as info:
+        build_window_pipeline(WindowPipelineConfig(SourceSpec(str(root))))
+    assert info.value.reason == DATASET_PROBLEMS[episode]
+
+
+def test_decode_error_reaches_the_driver_naming_the_file(ray_cluster, broken):
+    source = SourceSpec(str(broken), on_error="skip")  # dataset-level rows skipped ...
+    pipe = build_clip_pipeline(ClipPipelineConfig(source, ClipSpec(num_frames=4), decode=ONE_ACTOR))
+    # ... but decode-time problems raise: a stream built with on_error="raise".
+    from pipelines.clips import build_stream
+
+    raising = build_stream(pipe.index, pipe.source, AugmentSpec(), ONE_ACTOR, "raise", epoch=0)
+    with pytest.raises(SampleDecodeError) as info:
+        collect(raising)
+    assert Path(info.value.path).name in {"ep2.mp4", "ep3.mp4", "ep8.mp4"}
+    assert info.value.path in str(info.value) and info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("episode", "problem"),
+    [
+        ("ep3", "cannot open video"),
+        ("ep8", "frame_count_mismatch"),
+        ("ep2", "cannot open video|truncated"),  # depends on where the cut falls
+    ],
+)
+def test_decoder_names_each_kind_of_broken_video(broken, episode, problem):
+    source = load_source(SourceSpec(str(broken), on_error="skip"))
+    video = [Path(p).stem for p in source.paths].index(episode)
+    n = source.episodes[video].num_frames
+    decoder = SampleDecoder(
+        paths=source.paths,
+        video_frames=np.array([e.num_frames for e in source.episodes]),
+        filesystem=None,
+        num_frames=4,
+        stride=1,
+        out_hw=(SIZE, SIZE),
+        augment=AugmentSpec(),
+        on_error="raise",
+        log=None,
+        max_open_readers=2,
+        backend="decord",
+        num_threads=1,
+    )
+    batch = {
+        "sample_id": np.arange(2),
+        "video": np.array([video] * 2),
+        "start": np.array([0, n - 4]),
+    }
+    with pytest.raises(SampleDecodeError, match=f"{episode}.mp4") as info:
+        decoder(batch)
+    assert re.search(problem, str(info.value))
+
+
+def test_plain_csv_source_is_probed_and_bad_files_reported(dataset, tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\0" * 1000)
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"path\n{dataset}/videos/ep0.mp4\n{garbage}\n{dataset}/videos/ep1.mp4\n")
+    loaded = load_source(SourceSpec(str(csv), on_error="skip"))
+    assert [Path(p).name for p in loaded.paths] == ["ep0.mp4", "ep1.mp4"]
+    assert [(e.num_frames, e.height, e.width) for e in loaded.episodes] == [(T, SIZE, SIZE)] * 2
+    assert loaded.skipped.counts == {"unreadable_video": 1}
+    with pytest.raises(DatasetError, match="garbage.mp4"):
+        load_source(SourceSpec(str(csv)))
+
+
+# --- Ray Train ---------------------------------------------------------------------------------
+
+
+def test_train_worker_iterates_its_dataset_shard(ray_cluster, dataset, tmp_path):
+    import ray.train
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    pipe = build_clip_pipeline(
+        ClipPipelineConfig(SourceSpec(str(dataset)), ClipSpec(num_frames=4), decode=ONE_ACTOR)
+    )
+
+    def loop(config):
+        import tempfile
+
+        import torch
+
+        from pipelines.clips import iter_clip_batches
+
+        batches = clips = 0
+        for batch in iter_clip_batches(ray.train.get_dataset_shard("train"), 2):
+            assert batch["frames"].dtype == torch.uint8
+            batches += 1
+            clips += len(batch["frames"])
+        # Train V2 keeps the metrics of reports that carry a checkpoint.
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report({"batches": batches, "clips": clips}, checkpoint=checkpoint)
+
+    trainer = TorchTrainer(
+        loop,
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=False, resources_per_worker={"CPU": 1}),
+        datasets={"train": pipe.dataset},
+        run_config=RunConfig(storage_path=str(tmp_path), name="pipeline_shard"),
+    )
+    result = trainer.fit()
+    assert result.metrics == {"batches": len(pipe.index) // 2, "clips": len(pipe.index)}
