@@ -22,6 +22,11 @@ def config_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="train in this process without Ray (synthetic data only; no MLflow)",
+    )
     return parser
 
 
@@ -34,12 +39,22 @@ def resolve_config(job: str, args: argparse.Namespace, config_type: type) -> Any
         raise SystemExit(f"config error: {exc}") from None
 
 
-def run_training_job(
-    job: str, description: str, config_type: type, runner: Any, argv: list[str] | None
-) -> None:
-    """The whole of a training entrypoint: parse, resolve the config, run, report."""
+def run_training_job(job: str, description: str, config_type: type, argv: list[str] | None) -> None:
+    """The whole of a training entrypoint: parse, resolve the config, train, report."""
     args = config_parser(description).parse_args(argv)
     cfg = resolve_config(job, args, config_type)
-    result = runner(cfg, resume=not args.no_resume, progress=not args.quiet)
-    loss = result.history[-1]["loss"] if result.history else float("nan")
-    print(f"{job}: final loss {loss:.4f}; checkpoint {result.checkpoint}")
+    resume, progress = not args.no_resume, not args.quiet
+    if args.local:
+        from vjepa2.train.local import run_local
+
+        result = run_local(cfg, resume=resume, progress=progress)
+        history, checkpoint, url = result.history, result.checkpoint, None
+    else:
+        from jobs.train_job import fit
+
+        fitted = fit(cfg, resume=resume, progress=progress)
+        history, checkpoint, url = fitted.history, fitted.checkpoint, fitted.run_url
+    loss = history[-1]["loss"] if history else float("nan")
+    print(f"{job}: final loss {loss:.4f}; checkpoint {checkpoint}")
+    if url:
+        print(f"{job}: MLflow run {url}")

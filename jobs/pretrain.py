@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from jobs.cli import run_training_job
 from vjepa2.config import PretrainConfig
-from vjepa2.train.local import run_pretraining
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_training_job("pretrain", __doc__, PretrainConfig, run_pretraining, argv)
+    run_training_job("pretrain", __doc__, PretrainConfig, argv)
 
 
 if __name__ == "__main__":

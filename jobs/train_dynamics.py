@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from jobs.cli import run_training_job
 from vjepa2.config import DynamicsTrainConfig
-from vjepa2.train.local import run_dynamics_training
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_training_job("dynamics", __doc__, DynamicsTrainConfig, run_dynamics_training, argv)
+    run_training_job("dynamics", __doc__, DynamicsTrainConfig, argv)
 
 
 if __name__ == "__main__":

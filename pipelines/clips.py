@@ -64,6 +64,9 @@ class ClipPipelineConfig:
     epoch: int = 0  # mixed into every seed: a new epoch gets new clip offsets/order/crops
     # Epochs epoch .. epoch+epochs-1 in one stream: the actor pool starts (seconds) only once.
     epochs: int = 1
+    # A slice of the whole multi-epoch index: a resumed trainer skips what it consumed.
+    skip: int = 0
+    limit: int | None = None
 
 
 @dataclass
@@ -118,6 +121,7 @@ def build_clip_pipeline(cfg: ClipPipelineConfig) -> StreamPipeline:
     index = concat_indices(
         [clip_index(videos, cfg.clips, epoch=cfg.epoch + e) for e in range(cfg.epochs)]
     )
+    index = index.take(cfg.skip, None if cfg.limit is None else cfg.skip + cfg.limit)
     return build_stream(index, source, cfg.augment, cfg.decode, cfg.source.on_error, cfg.epoch)
 
 

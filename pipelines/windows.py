@@ -30,6 +30,9 @@ class WindowPipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     epoch: int = 0  # mixed into every seed (window offsets, order, crops)
     epochs: int = 1  # epochs in one stream: the actor pool starts only once
+    # A slice of the whole multi-epoch index: a resumed trainer skips what it consumed.
+    skip: int = 0
+    limit: int | None = None
 
 
 def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
@@ -40,6 +43,7 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
     index = concat_indices(
         [window_index(episodes, cfg.windows, epoch=cfg.epoch + e) for e in range(cfg.epochs)]
     )
+    index = index.take(cfg.skip, None if cfg.limit is None else cfg.skip + cfg.limit)
     actions = gather_window_actions(
         [e.actions for e in source.episodes], index.video, index.start, cfg.windows
     )

@@ -39,22 +39,28 @@ __all__ = [
 ]
 
 from vjepa2.config.jobs import (  # noqa: E402
+    ClusterConfig,
     DataConfig,
+    DatasetSourceConfig,
     DynamicsTrainConfig,
     PretrainConfig,
     StateConfig,
     SyntheticDataConfig,
+    TrackingConfig,
     TrainConfig,
 )
 from vjepa2.config.presets import PRESETS, get_preset  # noqa: E402
 
 __all__ += [
     "PRESETS",
+    "ClusterConfig",
     "DataConfig",
+    "DatasetSourceConfig",
     "DynamicsTrainConfig",
     "PretrainConfig",
     "StateConfig",
     "SyntheticDataConfig",
+    "TrackingConfig",
     "TrainConfig",
     "get_preset",
 ]

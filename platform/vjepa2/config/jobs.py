@@ -29,11 +29,66 @@ class SyntheticDataConfig:
 
 
 @dataclass
-class DataConfig:
-    """Where clips or transitions come from."""
+class DatasetSourceConfig:
+    """A video-action dataset folder (``jobs.collect`` writes one), streamed by Ray Data."""
 
-    source: Literal["synthetic"] = "synthetic"
+    path: str = ""  # local folder or any pyarrow filesystem URI
+    split: str = "train"
+    on_error: Literal["raise", "skip"] = "raise"
+    frame_stride: int = 1  # Phase 1: frames between consecutive clip frames
+    frameskip: int = 1  # Phase 2: frames between window frames (actions concatenated)
+    decode_actors: int = 0  # 0: one per spare core
+    shuffle_buffer: int = 256  # per-worker local shuffle of decoded samples (0: off)
+
+    def __post_init__(self) -> None:
+        _check(self.frame_stride >= 1, "data.dataset.frame_stride must be >= 1")
+        _check(self.frameskip >= 1, "data.dataset.frameskip must be >= 1")
+        _check(self.decode_actors >= 0, "data.dataset.decode_actors must be >= 0")
+        _check(self.shuffle_buffer >= 0, "data.dataset.shuffle_buffer must be >= 0")
+
+
+@dataclass
+class DataConfig:
+    """Where clips or transitions come from: made in memory, or a dataset on disk."""
+
+    source: Literal["synthetic", "dataset"] = "synthetic"
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    dataset: DatasetSourceConfig = field(default_factory=DatasetSourceConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.source != "dataset" or bool(self.dataset.path),
+            "data.source=dataset needs data.dataset.path",
+        )
+
+
+@dataclass
+class ClusterConfig:
+    """How a job runs under Ray Train: workers, resources, fault tolerance, storage."""
+
+    num_workers: int = 1
+    use_gpu: bool = False  # GPU workers use NCCL, CPU workers gloo
+    cpus_per_worker: float = 1.0
+    max_failures: int = 0  # worker-group restarts from the latest checkpoint
+    storage_path: str = ""  # "" = <train.out_dir>/ray; any pyarrow URI (s3://...) on a cluster
+    keep_checkpoints: int = 2  # newest checkpoints Ray keeps in storage
+
+    def __post_init__(self) -> None:
+        _check(self.num_workers >= 1, "cluster.num_workers must be >= 1")
+        _check(self.cpus_per_worker > 0, "cluster.cpus_per_worker must be > 0")
+        _check(self.max_failures >= -1, "cluster.max_failures must be >= -1 (-1: unlimited)")
+        _check(self.keep_checkpoints >= 1, "cluster.keep_checkpoints must be >= 1")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow: one run per job, logged by rank 0 only."""
+
+    enabled: bool = True
+    uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else sqlite under train.out_dir
+    experiment: str = "vjepa2"
+    register_model: bool = True  # the final model lands in the MLflow model registry
+    model_name: str = ""  # "" = vjepa2-<job kind>
 
 
 @dataclass
@@ -68,6 +123,8 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 @dataclass
@@ -97,3 +154,5 @@ class DynamicsTrainConfig:
     )
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -91,6 +91,11 @@ class SampleIndex:
 
     def frame_indices(self, i: int) -> np.ndarray:
         return int(self.start[i]) + self.stride * np.arange(self.num_frames, dtype=np.int64)
+
+    def take(self, lo: int, hi: int | None = None) -> SampleIndex:
+        """Samples ``lo`` .. ``hi``-1 (a resumed run skips what it already consumed)."""
+        sl = slice(lo, hi)
+        return replace(self, video=self.video[sl], start=self.start[sl])
 
     def rows(self) -> list[dict[str, object]]:
         """(video_path, start, num_frames, stride) per sample, for inspection and tests."""

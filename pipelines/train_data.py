@@ -1,0 +1,98 @@
+"""A training job's data as a Ray Data stream, and the batch source its workers read it by.
+
+The driver builds one stream covering the steps still to run: enough epochs of clips
+(Phase 1) or windows (Phase 2) for ``train.steps`` global batches, minus the samples a
+resumed run already consumed. Ray Train splits it across workers (``equal=True``, so DDP
+ranks never run out at different steps); each worker normalises its uint8 batches on its
+own device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pipelines.augment import AugmentSpec
+from pipelines.clips import (
+    ClipPipelineConfig,
+    DecodeConfig,
+    StreamPipeline,
+    build_clip_pipeline,
+    iter_clip_batches,
+)
+from pipelines.manifest import SourceSpec, load_source
+from pipelines.windows import WindowPipelineConfig, build_window_pipeline
+from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
+from vjepa2.data.clips import ClipSpec, WindowSpec, clip_index, window_index
+from vjepa2.data.transforms import normalize_frames, normalize_video
+
+JobConfig = PretrainConfig | DynamicsTrainConfig
+
+
+def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
+    """The samples of steps ``start_step`` .. ``train.steps``-1, in a seeded order."""
+    d = cfg.data.dataset
+    dynamics = isinstance(cfg, DynamicsTrainConfig)
+    spec = SourceSpec(d.path, split=d.split, on_error=d.on_error)
+    source = load_source(spec, require_actions=dynamics)
+    if not source.episodes:
+        raise ValueError(f"{d.path}: no episodes in split {d.split!r}")
+    videos = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
+    seed = cfg.train.seed
+    decode = DecodeConfig(num_actors=d.decode_actors or None)
+    size = cfg.encoder.img_size
+    augment = AugmentSpec(size=None if source.frame_size() == (size, size) else size, seed=seed)
+    if dynamics:
+        got = (source.action_dim or 0) * d.frameskip
+        if got != cfg.dynamics.action_dim:
+            raise ValueError(
+                f"{d.path}: actions are {source.action_dim}-dimensional (x frameskip "
+                f"{d.frameskip} = {got}) but dynamics.action_dim is {cfg.dynamics.action_dim}"
+            )
+        windows = WindowSpec(horizon=cfg.loss.horizon, frameskip=d.frameskip, seed=seed)
+        per_epoch = len(window_index(videos, windows))
+    else:
+        clips = ClipSpec(
+            num_frames=cfg.encoder.num_frames, stride=d.frame_stride, random_offset=True, seed=seed
+        )
+        per_epoch = len(clip_index(videos, clips))
+    if per_epoch == 0:
+        raise ValueError(f"{d.path}: no episode is long enough for one training sample")
+    batch = cfg.train.batch_size
+    skip, limit = start_step * batch, (cfg.train.steps - start_step) * batch
+    epochs = math.ceil((skip + limit) / per_epoch)
+    common: dict[str, Any] = {
+        "source": spec,
+        "augment": augment,
+        "decode": decode,
+        "epochs": epochs,
+        "skip": skip,
+        "limit": limit,
+    }
+    if dynamics:
+        return build_window_pipeline(WindowPipelineConfig(windows=windows, **common))
+    return build_clip_pipeline(ClipPipelineConfig(clips=clips, **common))
+
+
+class StreamBatches:
+    """One worker's batches from its dataset shard: uint8 in, normalised on its device."""
+
+    def __init__(self, shard: Any, kind: str, batch_size: int, shuffle_buffer: int, seed: int):
+        self.kind = kind
+        batches = iter_clip_batches(
+            shard,
+            batch_size,
+            drop_last=True,
+            local_shuffle_buffer_size=shuffle_buffer or None,
+            local_shuffle_seed=seed if shuffle_buffer else None,
+        )
+        self._it = iter(batches)
+
+    def batch(self, step: int) -> tuple[Any, ...]:
+        try:
+            b = next(self._it)
+        except StopIteration:
+            raise RuntimeError(f"the training data stream ended early, at step {step}") from None
+        if self.kind == "pretrain":
+            return (normalize_video(b["frames"]),)
+        return normalize_frames(b["frames"]), b["actions"].float()
