@@ -76,8 +76,14 @@ def latest_step(storage: str, name: str) -> int:
         return int(json.loads(f.read())["step"])
 
 
-def fit(cfg: JobConfig, *, resume: bool = True, progress: bool = True) -> FitResult:
-    """Train one phase under Ray Train; returns the final checkpoint and the metric rows."""
+def fit(
+    cfg: JobConfig, *, resume: bool = True, progress: bool = True, stop_at: int | None = None
+) -> FitResult:
+    """Train one phase under Ray Train; returns the final checkpoint and the metric rows.
+
+    ``stop_at`` ends this call after that many steps (checkpointing there) without changing
+    the schedules, which ``train.steps`` defines: the next call resumes where it stopped.
+    """
     t0 = time.perf_counter()
     kind = job_kind(cfg)
     out, storage, name = run_paths(cfg)
@@ -106,11 +112,13 @@ def fit(cfg: JobConfig, *, resume: bool = True, progress: bool = True) -> FitRes
     final = out / "final.pt"
     registered = out / "registered.json"
     try:
-        trained = latest_step(storage, name) < cfg.train.steps or not final.exists()
+        end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
+        trained = latest_step(storage, name) < end or not final.exists()
         if trained:
-            _train(cfg, out, storage, name, tracker, progress, final)
+            _train(cfg, out, storage, name, tracker, progress, final, end)
         version = json.loads(registered.read_text())["version"] if registered.exists() else None
-        if tracker is not None and (trained or version is None):
+        complete = end == cfg.train.steps
+        if tracker is not None and complete and (trained or version is None):
             for path in (out / "config.yaml", out / "metrics.jsonl"):
                 tracker.log_artifact(path)
             tracker.log_artifact(final, "checkpoints")
@@ -119,7 +127,7 @@ def fit(cfg: JobConfig, *, resume: bool = True, progress: bool = True) -> FitRes
                 version = tracker.register_checkpoint_model(final, model_name, kind)
                 registered.write_text(json.dumps({"name": model_name, "version": version}))
         if tracker is not None:
-            tracker.finish("FINISHED")
+            tracker.finish("FINISHED" if complete else "KILLED")  # KILLED: stopped, resumable
     except BaseException:
         if tracker is not None:
             tracker.finish("FAILED")
@@ -142,6 +150,7 @@ def _train(
     tracker: Tracker | None,
     progress: bool,
     final: Path,
+    end: int,
 ) -> None:
     c = cfg.cluster
     datasets = {}
@@ -156,6 +165,7 @@ def _train(
             "out": str(out),
             "tracking": None if tracker is None else {"uri": tracker.uri, "run_id": tracker.run_id},
             "progress": progress,
+            "end": end,
         },
         scaling_config=ScalingConfig(
             num_workers=c.num_workers,
@@ -254,7 +264,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         task,
         source,
         start,
-        cfg.train.steps,
+        config["end"],
         settings,
         on_log=log,
         on_checkpoint=save,

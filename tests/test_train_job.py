@@ -1,0 +1,171 @@
+"""The Ray Train jobs: 2 DDP workers, MLflow, stop/resume, a killed worker, dataset streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from jobs.train_job import fit, run_paths
+from vjepa2.config import apply_overrides, get_preset
+from vjepa2.data.collect import CollectConfig
+from vjepa2.data.collect_sink import collect_local
+from vjepa2.train.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+STEPS, EVERY = 24, 6
+
+
+def two_worker_cfg(out, *extra: str):
+    return apply_overrides(
+        get_preset("pretrain", "tiny"),
+        [
+            f"train.out_dir={out}",
+            f"train.steps={STEPS}",
+            f"train.checkpoint_every={EVERY}",
+            "train.log_every=2",
+            "train.batch_size=4",
+            "cluster.num_workers=2",
+            "data.synthetic.num_videos=8",
+            *extra,
+        ],
+    )
+
+
+def model_state(path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path, kind="pretrain")["state"]["model"]
+
+
+def assert_bitwise_equal(a, b) -> None:
+    sa, sb = model_state(a), model_state(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.fixture(scope="module")
+def reference(ray_cluster, tmp_path_factory):
+    """An uninterrupted 2-worker run: the baseline the other runs must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    return out, fit(two_worker_cfg(out), progress=False)
+
+
+def test_two_workers_train_track_in_mlflow_and_register_the_model(reference):
+    out, result = reference
+    steps = [r["step"] for r in result.history]
+    assert steps == [*range(0, STEPS, 2), STEPS - 1]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.checkpoint.is_file() and result.model_version == "1"
+
+    client = MlflowClient(f"sqlite:///{out}/mlflow.db")
+    run = client.search_runs([client.get_experiment_by_name("vjepa2").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["encoder.embed_dim"] == "96"
+    assert run.data.params["cluster.num_workers"] == "2"
+    for key in ("loss", "lr", "momentum", "samples_per_s", "data_wait_frac", "peak_memory_mb"):
+        assert key in run.data.metrics, key
+    assert run.data.metrics["target_effective_rank"] > 1.0
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == steps
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+    assert "checkpoints/final.pt" in artifacts
+    assert client.get_model_version("vjepa2-pretrain", "1").run_id == run.info.run_id
+
+    # Rerunning a finished job trains nothing and registers nothing new.
+    before = result.checkpoint.stat().st_mtime_ns
+    again = fit(two_worker_cfg(out), progress=False)
+    assert again.model_version == "1" and result.checkpoint.stat().st_mtime_ns == before
+
+
+def test_stop_and_resume_is_bitwise_identical_to_an_uninterrupted_run(reference, tmp_path):
+    _, uninterrupted = reference
+    first = fit(two_worker_cfg(tmp_path), progress=False, stop_at=2 * EVERY)
+    assert first.history[-1]["step"] < 2 * EVERY
+    resumed = fit(two_worker_cfg(tmp_path), progress=False)
+    assert resumed.history[-1]["step"] == STEPS - 1
+    assert_bitwise_equal(resumed.checkpoint, uninterrupted.checkpoint)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("vjepa2").experiment_id])
+    assert len(runs) == 1, "a resumed job keeps logging to its MLflow run"
+
+
+def test_a_killed_worker_restarts_from_the_last_checkpoint(reference, tmp_path):
+    """SIGKILL rank 1 mid-run: Ray restarts the group from the latest checkpoint and, every
+    draw being seeded per step, the run ends where the uninterrupted one did, bit for bit."""
+    _, uninterrupted = reference
+    cfg = two_worker_cfg(tmp_path, "cluster.max_failures=1", "tracking.enabled=false")
+    out = run_paths(cfg)[0]
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(result=fit(cfg, progress=False)))
+    thread.start()
+    pid_file, metrics = out / "workers" / "rank1.json", out / "metrics.jsonl"
+    deadline = time.time() + 240
+    victim = None
+    while time.time() < deadline and thread.is_alive():
+        rows = metrics.read_text().splitlines() if metrics.exists() else []
+        if pid_file.exists() and rows and json.loads(rows[-1])["step"] >= EVERY + 2:
+            victim = json.loads(pid_file.read_text())["pid"]
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    thread.join(timeout=300)
+    assert victim is not None, "the run finished before the worker could be killed"
+    assert "result" in box, "the job did not recover from the killed worker"
+    assert json.loads(pid_file.read_text())["pid"] != victim  # a new worker took rank 1
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == sorted(set(steps)), "metrics after the restart continue, no duplicates"
+    assert_bitwise_equal(box["result"].checkpoint, uninterrupted.checkpoint)
+
+
+def test_a_corrupt_checkpoint_fails_the_resume_with_a_clear_error(ray_cluster, tmp_path):
+    cfg = two_worker_cfg(tmp_path, "tracking.enabled=false", "cluster.num_workers=1")
+    fit(cfg, progress=False, stop_at=EVERY)
+    _, storage, name = run_paths(cfg)
+    ckpts = sorted(p for p in (tmp_path / "ray" / name).glob("checkpoint_*") if p.is_dir())
+    (ckpts[-1] / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="corrupt or truncated"):
+        fit(cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tworoom_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tworoom")
+    collect_local(
+        CollectConfig(
+            out=str(root), env="tworoom", episodes=6, steps_per_episode=16, img_size=64, seed=3
+        ),
+        progress=False,
+    )
+    return root
+
+
+def test_both_phases_stream_a_collected_dataset(ray_cluster, tworoom_dataset, tmp_path):
+    data = ["data.source=dataset", f"data.dataset.path={tworoom_dataset}", "tracking.enabled=false"]
+    common = [f"train.out_dir={tmp_path}", "train.steps=4", "train.batch_size=4", *data]
+    common += ["train.checkpoint_every=2", "train.log_every=1"]
+    pre = fit(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
+    assert [r["step"] for r in pre.history] == [0, 1, 2, 3]
+    dyn_cfg = apply_overrides(
+        get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
+    )
+    dyn = fit(dyn_cfg, progress=False)
+    assert len(dyn.history) == 4 and all(r["loss"] > 0 for r in dyn.history)
+    assert load_checkpoint(dyn.checkpoint, kind="dynamics")["state"]["step"] == 4
+
+
+def test_action_dimension_mismatch_is_refused_before_training(ray_cluster, tworoom_dataset):
+    from pipelines.train_data import build_train_stream
+
+    cfg = apply_overrides(
+        get_preset("dynamics", "tiny"),
+        ["data.source=dataset", f"data.dataset.path={tworoom_dataset}", "dynamics.action_dim=7"],
+    )
+    with pytest.raises(ValueError, match="dynamics.action_dim is 7"):
+        build_train_stream(cfg)
