@@ -1,30 +1,52 @@
-"""The whole pipeline on the embedded default: Phase 1 -> Phase 2 -> evaluation.
+"""The whole pipeline on the embedded default: collect TwoRoom -> Phase 1 -> Phase 2 -> evaluate.
 
-python -m jobs.demo                      # tiny preset, runs/demo
-python -m jobs.demo --set pretrain.train.steps=1000
+python -m jobs.demo                                   # tiny preset, everything under runs/demo
+python -m jobs.demo --episodes 400 --set pretrain.train.steps=1000
+
+Every stage runs on Ray (an embedded instance unless ``RAY_ADDRESS`` is set) and is tracked
+in MLflow; rerunning reuses the dataset and the finished checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 
+from jobs.collect import run_collect
+from jobs.ray_runtime import ensure_ray
+from jobs.train_job import fit
 from vjepa2.config import ConfigError, apply_overrides, get_preset
-from vjepa2.pipeline import run_pipeline
+from vjepa2.data.collect import CollectConfig
+from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
+from vjepa2.train.builders import load_world_model
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--out", default="runs/demo")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)",
-    )
+    parser.add_argument("--episodes", type=int, default=120, help="TwoRoom episodes to collect")
+    parser.add_argument("--steps-per-episode", type=int, default=40)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    data = out / "data" / "tworoom"
+    t0 = time.perf_counter()
+    ensure_ray()
+    run_collect(
+        CollectConfig(
+            out=str(data), env="tworoom", episodes=args.episodes,
+            steps_per_episode=args.steps_per_episode, img_size=64, val_fraction=0.1,
+        ),
+        progress=not args.quiet,
+    )  # fmt: skip
+    t_data = time.perf_counter() - t0
+
+    source = ["data.source=dataset", f"data.dataset.path={data}", f"train.out_dir={out}"]
     split: dict[str, list[str]] = {"pretrain": [], "dynamics": []}
     try:
         for item in args.overrides:
@@ -32,36 +54,63 @@ def main(argv: list[str] | None = None) -> None:
             if job not in split or not rest:
                 raise ConfigError(f"override {item!r} must start with 'pretrain.' or 'dynamics.'")
             split[job].append(rest)
-        pre = apply_overrides(get_preset("pretrain", args.preset), split["pretrain"])
-        dyn = apply_overrides(get_preset("dynamics", args.preset), split["dynamics"])
+        pre_cfg = apply_overrides(get_preset("pretrain", args.preset), source + split["pretrain"])
+        pre = fit(pre_cfg, progress=not args.quiet)
+        dyn_cfg = apply_overrides(
+            get_preset("dynamics", args.preset),
+            [*source, f"encoder_checkpoint={pre.checkpoint}", *split["dynamics"]],
+        )
+        dyn = fit(dyn_cfg, progress=not args.quiet)
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
 
-    result = run_pipeline(pre, dyn, args.out, progress=not args.quiet)
-    s = result.summary
-    p, d, cos = s["pretrain"], s["dynamics"], s["rollout_cosine"]
-    print("\n| stage | first loss | last loss | seconds |\n|---|---|---|---|")
+    model, _ = load_world_model(dyn.checkpoint)
+    frames, actions = load_episode_windows(str(data), "val", num_frames=11)
+    cos = rollout_cosine(model, frames, actions, (1, 5, 10))
+    p, d = pre.history, dyn.history
+    summary = {
+        "dataset": {"path": str(data), "seconds": t_data},
+        "pretrain": {"checkpoint": str(pre.checkpoint), "mlflow": pre.run_url,
+                     "seconds": pre.seconds, "first": p[0], "last": p[-1]},
+        "dynamics": {"checkpoint": str(dyn.checkpoint), "mlflow": dyn.run_url,
+                     "seconds": dyn.seconds, "first": d[0], "last": d[-1]},
+        "rollout_cosine": cos,
+        "held_out_episodes": int(frames.shape[0]),
+        "seconds_total": time.perf_counter() - t0,
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_summary(summary)
+    return summary
+
+
+def print_summary(s: dict) -> None:
+    p, d = s["pretrain"], s["dynamics"]
+    print("\n| stage | first loss | last loss | samples/s | data wait | seconds |")
+    print("|---|---|---|---|---|---|")
+    for name, st in (("Phase 1 pretrain", p), ("Phase 2 dynamics", d)):
+        last = st["last"]
+        print(
+            f"| {name} | {st['first']['loss']:.4f} | {last['loss']:.4f} | "
+            f"{last['samples_per_s']:.1f} | {last['data_wait_frac']:.0%} | {st['seconds']:.0f} |"
+        )
+    last = p["last"]
     print(
-        f"| Phase 1 pretrain | {p['loss_first']:.4f} | {p['loss_last']:.4f} | {p['seconds']:.0f} |"
+        f"\nTarget embeddings: per-dim std {last['target_std_mean']:.4f} (isotropic "
+        f"{last['target_std_isotropic']:.4f}), effective rank {last['target_effective_rank']:.1f}"
     )
-    print(
-        f"| Phase 2 dynamics | {d['loss_first']:.4f} | {d['loss_last']:.4f} | {d['seconds']:.0f} |"
-    )
-    print(
-        f"\nTarget embeddings: per-dim std {p['target_std_mean']:.4f} "
-        f"(isotropic {p['target_std_isotropic']:.4f}), effective rank "
-        f"{p['target_effective_rank']:.1f}"
-    )
-    print("\n| held-out rollout | 1 step | 5 steps | 10 steps |\n|---|---|---|---|")
+    cos = s["rollout_cosine"]
+    print(f"\n| {s['held_out_episodes']} held-out episodes | 1 step | 5 steps | 10 steps |")
+    print("|---|---|---|---|")
     labels = {
         "model": "cos-sim, world model",
         "copy": "cos-sim, copy baseline (s_t)",
         "error_vs_copy": "squared error / copy's (< 1 beats copy)",
     }
-    for name, label in labels.items():
-        row = " | ".join(f"{cos[name][k]:.4f}" for k in (1, 5, 10))
+    for key, label in labels.items():
+        row = " | ".join(f"{cos[key][k]:.4f}" for k in (1, 5, 10))
         print(f"| {label} | {row} |")
-    print(f"\nTotal {s['seconds_total']:.0f} s; summary written to {result.path}")
+    print(f"\nMLflow: pretrain {p['mlflow']}\n        dynamics {d['mlflow']}")
+    print(f"Total {s['seconds_total']:.0f} s (data {s['dataset']['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

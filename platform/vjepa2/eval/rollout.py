@@ -53,3 +53,29 @@ def rollout_cosine(
             for k in horizons
         },
     }
+
+
+def load_episode_windows(
+    root: str, split: str = "val", num_frames: int = 11, max_episodes: int = 64
+) -> tuple[Tensor, Tensor]:
+    """The first ``num_frames`` frames (normalised) and their actions of a split's episodes.
+
+    Returns frames [B, num_frames, C, H, W] and actions [B, num_frames-1, d_a]; episodes
+    shorter than ``num_frames`` are left out, and none at all is an error.
+    """
+    from vjepa2.data.dataset import VideoActionDataset
+    from vjepa2.data.transforms import normalize_frames
+
+    ds = VideoActionDataset.open(root)
+    frames, actions = [], []
+    for ep in ds:
+        if ep.split != split or ep.num_frames < num_frames or ep.actions is None:
+            continue
+        with ds.open_video(ep) as reader:
+            frames.append(torch.from_numpy(reader.get_frames(range(num_frames))))
+        actions.append(torch.from_numpy(ep.actions[: num_frames - 1]).float())
+        if len(frames) == max_episodes:
+            break
+    if not frames:
+        raise ValueError(f"{root}: no {split!r} episode has {num_frames} frames")
+    return normalize_frames(torch.stack(frames)), torch.stack(actions)
