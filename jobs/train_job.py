@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import socket
@@ -154,6 +155,9 @@ def _train(
 ) -> None:
     c = cfg.cluster
     datasets = {}
+    # One progress bar (the trainer's) rather than Ray Data's per-operator bars beside it;
+    # the trainer captures this context and hands it to the dataset's executor.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     if cfg.data.source == "dataset":
         # Called by Ray at every worker-group start, so a restart resumes its data position.
         datasets["train"] = functools.partial(_stream_from_latest, to_dict(cfg), storage, name)
@@ -199,6 +203,7 @@ def _stream_from_latest(cfg_dict: dict[str, Any], storage: str, name: str) -> An
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per report is noise
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     kind = config["kind"]

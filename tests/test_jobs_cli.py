@@ -8,7 +8,9 @@ from jobs import pretrain, train_dynamics
 
 
 def test_pretrain_then_dynamics_from_the_command_line(tmp_path, capsys):
+    """In-process (``--local``); the Ray path is test_job_submit.py and test_train_job.py."""
     common = [
+        "--local",
         f"--set=train.out_dir={tmp_path}",
         "--set=train.steps=3",
         "--quiet",

@@ -1,0 +1,127 @@
+"""What acts in an MPC episode: the CEM planner on the world model, and the baselines.
+
+Every agent sees the current frame and returns the next actions to execute ([n, d_a]);
+``reset(episode)`` gives it the goal (and, to the oracle, the logged actions).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vjepa2.data.transforms import normalize_frames
+from vjepa2.planning.cem import CEMConfig, CEMPlanner, shift_plan
+from vjepa2.planning.episodes import PlanningEpisode
+from vjepa2.world_model import WorldModel
+
+
+class Agent(Protocol):
+    name: str
+
+    def reset(self, episode: PlanningEpisode) -> None: ...
+
+    def act(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    frame = np.asarray(frame, np.uint8)
+    if frame.shape[:2] == (size, size):
+        return frame
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
+
+
+class PlannerAgent:
+    """Encode frame and goal, plan H steps with CEM, execute the first ``execute`` actions."""
+
+    name = "cem"
+
+    def __init__(
+        self,
+        model: WorldModel,
+        cfg: CEMConfig,
+        *,
+        execute: int = 1,
+        warm_start: bool = True,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.img_size = model.encoder.cfg.img_size
+        self.planner = CEMPlanner(model.step, model.dynamics.action_dim, cfg)
+        self.execute, self.warm_start = execute, warm_start
+        self.plan_seconds: list[float] = []
+        self._goal: torch.Tensor | None = None
+        self._mean: torch.Tensor | None = None
+        self._gen = torch.Generator(device=self.device)
+
+    def encode(self, frame: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(resize_frame(frame, self.img_size)).to(self.device)
+        return self.model.encode(normalize_frames(x[None]))
+
+    def reset(self, episode: PlanningEpisode) -> None:
+        self._goal = self.encode(episode.goal_frame)
+        self._mean = None
+        self._gen.manual_seed(self.planner.cfg.seed * 1_000_003 + episode.seed)
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        assert self._goal is not None, "reset(episode) first"
+        t0 = time.perf_counter()
+        state = self.encode(frame)
+        init = self._mean if self.warm_start else None
+        result = self.planner.plan(state, self._goal, init_mean=init, generator=self._gen)
+        self._mean = shift_plan(result.mean, self.execute)
+        self.plan_seconds.append(time.perf_counter() - t0)
+        return result.actions[0, : self.execute].cpu().numpy()
+
+
+class RandomAgent:
+    name = "random"
+
+    def __init__(self, action_dim: int, low: float = -1.0, high: float = 1.0, seed: int = 0):
+        self.action_dim, self.low, self.high, self.seed = action_dim, low, high, seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, episode: PlanningEpisode) -> None:
+        self.rng = np.random.default_rng([self.seed, episode.seed])
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high, (1, self.action_dim)).astype(np.float32)
+
+
+class DoNothingAgent:
+    name = "do_nothing"
+
+    def __init__(self, action_dim: int) -> None:
+        self.action_dim = action_dim
+
+    def reset(self, episode: PlanningEpisode) -> None:
+        pass
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        return np.zeros((1, self.action_dim), np.float32)
+
+
+class OracleAgent:
+    """Replays the logged actions that reached the goal, then stays put: the protocol's
+    upper bound (it fails only where the success test is stricter than the replay)."""
+
+    name = "oracle"
+
+    def __init__(self) -> None:
+        self._actions = np.zeros((0, 1), np.float32)
+        self._t = 0
+
+    def reset(self, episode: PlanningEpisode) -> None:
+        self._actions, self._t = episode.oracle_actions, 0
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        if self._t < len(self._actions):
+            self._t += 1
+            return self._actions[self._t - 1 : self._t]
+        return np.zeros((1, self._actions.shape[1]), np.float32)

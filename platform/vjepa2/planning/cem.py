@@ -1,0 +1,153 @@
+"""Cross-entropy method over action sequences, scored by latent rollouts (seed 4.7).
+
+All ``B x K`` candidates of an iteration roll out together: one batched call of the dynamics
+``step`` per horizon step, never a Python loop over candidates. ``B`` independent problems
+(several MPC episodes, or a serving batch) share those calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+StepFn = Callable[[Tensor, Tensor], Tensor]  # (states [M, *S], actions [M, d_a]) -> [M, *S]
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class CEMConfig:
+    """K candidates x horizon H x I iterations; a Gaussian per action dimension and step."""
+
+    num_candidates: int = 300  # K
+    horizon: int = 5  # H
+    iterations: int = 10  # I
+    elite_frac: float = 0.1
+    init_std: float = 1.0
+    min_std: float = 0.05  # keeps the search alive once the elites agree
+    momentum: float = 0.0  # new = momentum * old + (1 - momentum) * elite statistic
+    bound: Literal["box", "l2"] = "box"
+    low: float = -1.0  # box bounds, every action dimension
+    high: float = 1.0
+    radius: float = 1.0  # l2-ball bound on each action
+    energy: Literal["l2", "l1"] = "l2"  # distance of predicted latents to the goal latent
+    cost: Literal["final", "sum"] = "final"  # the final predicted state, or summed over steps
+    keep_mean: bool = True  # the current mean is always one candidate: the cost never rises
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.num_candidates >= 2, "cem num_candidates must be >= 2")
+        _check(self.horizon >= 1 and self.iterations >= 1, "cem horizon, iterations must be >= 1")
+        _check(0.0 < self.elite_frac <= 1.0, "cem elite_frac must be in (0, 1]")
+        _check(self.init_std > 0 and self.min_std >= 0, "cem init_std > 0 and min_std >= 0")
+        _check(0.0 <= self.momentum < 1.0, "cem momentum must be in [0, 1)")
+        _check(self.low < self.high, "cem low must be < high")
+        _check(self.radius > 0, "cem radius must be > 0")
+
+    @property
+    def num_elites(self) -> int:
+        return max(1, math.ceil(self.elite_frac * self.num_candidates))
+
+
+@dataclass
+class PlanResult:
+    actions: Tensor  # [B, H, d_a]: the lowest-cost sequence seen
+    cost: Tensor  # [B]
+    mean: Tensor  # [B, H, d_a]: the final sampling mean (warm-starts the next plan)
+    stats: list[dict[str, float]] = field(default_factory=list)  # one row per iteration
+
+
+def energy(pred: Tensor, goal: Tensor, kind: str) -> Tensor:
+    """Mean L2 (squared) or L1 distance per row over every latent element: [M]."""
+    diff = (pred.float() - goal.float()).flatten(1)
+    return diff.pow(2).mean(-1) if kind == "l2" else diff.abs().mean(-1)
+
+
+class CEMPlanner:
+    def __init__(self, step: StepFn, action_dim: int, cfg: CEMConfig | None = None) -> None:
+        self.step, self.action_dim, self.cfg = step, action_dim, cfg or CEMConfig()
+
+    def project(self, actions: Tensor) -> Tensor:
+        """Actions into the feasible set: the box, or the L2 ball of ``radius``."""
+        c = self.cfg
+        if c.bound == "box":
+            return actions.clamp(c.low, c.high)
+        norm = actions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return actions * (c.radius / norm).clamp(max=1.0)
+
+    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
+        """state [B, *S], goal [B, *S], actions [B, K, H, d_a] -> cost [B, K]."""
+        b, k, h, d = actions.shape
+        s = state.repeat_interleave(k, dim=0)
+        g = goal.repeat_interleave(k, dim=0)
+        flat = actions.reshape(b * k, h, d)
+        total = torch.zeros(b * k, device=state.device)
+        for t in range(h):
+            s = self.step(s, flat[:, t])
+            if self.cfg.cost == "sum" or t == h - 1:
+                total = total + energy(s, g, self.cfg.energy)
+        return total.view(b, k)
+
+    @torch.no_grad()
+    def plan(
+        self,
+        state: Tensor,
+        goal: Tensor,
+        *,
+        init_mean: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> PlanResult:
+        """Plan for a batch of problems: state, goal [B, *S] -> ``PlanResult``."""
+        c = self.cfg
+        if state.shape != goal.shape:
+            raise ValueError(f"state {tuple(state.shape)} and goal {tuple(goal.shape)} differ")
+        b, device = state.shape[0], state.device
+        shape = (b, c.horizon, self.action_dim)
+        if init_mean is not None and tuple(init_mean.shape) != shape:
+            raise ValueError(f"init_mean must be {shape}, got {tuple(init_mean.shape)}")
+        mean = torch.zeros(shape, device=device) if init_mean is None else init_mean.to(device)
+        mean = self.project(mean)
+        std = torch.full(shape, c.init_std, device=device)
+        gen = generator or torch.Generator(device=device).manual_seed(c.seed)
+        best_cost = torch.full((b,), math.inf, device=device)
+        best = mean.clone()
+        rows = torch.arange(b, device=device)
+        stats = []
+        for it in range(c.iterations):
+            noise = torch.randn((b, c.num_candidates, *shape[1:]), generator=gen, device=device)
+            cand = self.project(mean[:, None] + std[:, None] * noise)
+            if c.keep_mean:
+                cand[:, 0] = mean
+            cost = self.rollout_cost(state, goal, cand)  # [B, K]
+            elite_cost, elite_idx = cost.topk(c.num_elites, dim=1, largest=False)
+            elites = cand[rows[:, None], elite_idx]  # [B, E, H, d]
+            better = elite_cost[:, 0] < best_cost
+            best_cost = torch.where(better, elite_cost[:, 0], best_cost)
+            best[better] = elites[better, 0]
+            new_std = elites.std(dim=1, unbiased=False) if c.num_elites > 1 else std
+            mean = c.momentum * mean + (1 - c.momentum) * elites.mean(dim=1)
+            std = (c.momentum * std + (1 - c.momentum) * new_std).clamp_min(c.min_std)
+            stats.append(
+                {
+                    "iteration": it,
+                    "best_cost": float(best_cost.mean()),
+                    "elite_cost": float(elite_cost.mean()),
+                    "std": float(std.mean()),
+                }
+            )
+        return PlanResult(best, best_cost, mean, stats)
+
+
+def shift_plan(mean: Tensor, steps: int = 1) -> Tensor:
+    """Warm start after executing ``steps`` actions: drop them, pad the tail with zeros."""
+    if steps >= mean.shape[1]:
+        return torch.zeros_like(mean)
+    return torch.cat([mean[:, steps:], torch.zeros_like(mean[:, :steps])], dim=1)

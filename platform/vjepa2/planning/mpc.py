@@ -1,0 +1,55 @@
+"""Receding-horizon control: act, observe, act again, until success or the step budget."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vjepa2.envs.registry import WorldEnv
+from vjepa2.planning.agents import Agent
+from vjepa2.planning.episodes import PlanningEpisode
+
+
+@dataclass
+class EpisodeOutcome:
+    seed: int
+    agent: str
+    success: bool  # the environment's criterion held at some step within the budget
+    steps_to_success: int | None
+    steps: int
+    plan_seconds: list[float] = field(default_factory=list)  # per act() call
+    frames: list[np.ndarray] = field(default_factory=list)  # when recorded
+
+
+def run_episode(
+    env: WorldEnv,
+    agent: Agent,
+    episode: PlanningEpisode,
+    *,
+    budget: int = 50,
+    record_frames: bool = False,
+) -> EpisodeOutcome:
+    """Start from ``episode.start_state``; success is checked after every executed action."""
+    action_dim = episode.oracle_actions.shape[1]
+    frame, info = env.reset(options={"state": episode.start_state})
+    agent.reset(episode)
+    frames = [frame] if record_frames else []
+    seconds: list[float] = []
+    steps = 0
+    while steps < budget:
+        t0 = time.perf_counter()
+        actions = np.asarray(agent.act(frame), np.float32).reshape(-1, action_dim)
+        seconds.append(time.perf_counter() - t0)
+        for action in actions[: budget - steps]:
+            frame, _, terminated, truncated, info = env.step(action)
+            steps += 1
+            if record_frames:
+                frames.append(frame)
+            if env.is_success(info, episode.goal_info):
+                return EpisodeOutcome(episode.seed, agent.name, True, steps, steps, seconds, frames)
+            if terminated or truncated:
+                budget = steps  # the episode is over
+                break
+    return EpisodeOutcome(episode.seed, agent.name, False, None, steps, seconds, frames)
