@@ -29,8 +29,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--episodes", type=int, default=120, help="TwoRoom episodes to collect")
     parser.add_argument("--steps-per-episode", type=int, default=40)
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -39,11 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     ensure_ray()
     run_collect(
         CollectConfig(
-            out=str(data), env="tworoom", episodes=args.episodes,
-            steps_per_episode=args.steps_per_episode, img_size=64, val_fraction=0.1,
+            out=str(data),
+            env="tworoom",
+            episodes=args.episodes,
+            steps_per_episode=args.steps_per_episode,
+            img_size=64,
+            val_fraction=0.1,
         ),
         progress=not args.quiet,
-    )  # fmt: skip
+    )
     t_data = time.perf_counter() - t0
 
     source = ["data.source=dataset", f"data.dataset.path={data}", f"train.out_dir={out}"]
@@ -70,14 +79,24 @@ def main(argv: list[str] | None = None) -> dict:
     p, d = pre.history, dyn.history
     summary = {
         "dataset": {"path": str(data), "seconds": t_data},
-        "pretrain": {"checkpoint": str(pre.checkpoint), "mlflow": pre.run_url,
-                     "seconds": pre.seconds, "first": p[0], "last": p[-1]},
-        "dynamics": {"checkpoint": str(dyn.checkpoint), "mlflow": dyn.run_url,
-                     "seconds": dyn.seconds, "first": d[0], "last": d[-1]},
+        "pretrain": {
+            "checkpoint": str(pre.checkpoint),
+            "mlflow": pre.run_url,
+            "seconds": pre.seconds,
+            "first": p[0],
+            "last": p[-1],
+        },
+        "dynamics": {
+            "checkpoint": str(dyn.checkpoint),
+            "mlflow": dyn.run_url,
+            "seconds": dyn.seconds,
+            "first": d[0],
+            "last": d[-1],
+        },
         "rollout_cosine": cos,
         "held_out_episodes": int(frames.shape[0]),
         "seconds_total": time.perf_counter() - t0,
-    }  # fmt: skip
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(summary)
     return summary

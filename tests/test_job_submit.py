@@ -48,15 +48,24 @@ def local_head(tmp_path):
     # Ray's socket paths must fit AF_UNIX's 107 bytes: pytest's tmp_path is too deep.
     temp_dir = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")
     cmd = [
-        str(BIN / "ray"), "start", "--head", "--block",
-        "--node-ip-address=127.0.0.1", f"--port={gcs}",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
-        f"--metrics-export-port={metrics}", f"--ray-client-server-port={client}",
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={grpc}",
+        f"--metrics-export-port={metrics}",
+        f"--ray-client-server-port={client}",
         f"--runtime-env-agent-port={runtime_env}",
-        "--num-cpus=4", f"--object-store-memory={300 * 2**20}",
+        "--num-cpus=4",
+        f"--object-store-memory={300 * 2**20}",
         f"--temp-dir={temp_dir}",
-    ]  # fmt: skip
+    ]
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed after the head stops
     head = subprocess.Popen(
         cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -67,8 +76,11 @@ def local_head(tmp_path):
         while True:
             probe = subprocess.run(
                 [str(BIN / "ray"), "job", "list", "--address", address],
-                env=env, capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if probe.returncode == 0:
                 break
             if head.poll() is not None or time.time() > deadline:
@@ -95,13 +107,29 @@ def test_pretraining_submitted_as_a_ray_job(local_head, tmp_path):
     out = tmp_path / "run"
     done = subprocess.run(
         [
-            str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
-            "--", "python", "-m", "jobs.pretrain", "--quiet",
-            f"--set=train.out_dir={out}", "--set=train.steps=4", "--set=train.checkpoint_every=2",
-            "--set=train.batch_size=4", "--set=data.synthetic.num_videos=8",
+            str(BIN / "ray"),
+            "job",
+            "submit",
+            "--address",
+            address,
+            "--working-dir",
+            str(ROOT),
+            "--",
+            "python",
+            "-m",
+            "jobs.pretrain",
+            "--quiet",
+            f"--set=train.out_dir={out}",
+            "--set=train.steps=4",
+            "--set=train.checkpoint_every=2",
+            "--set=train.batch_size=4",
+            "--set=data.synthetic.num_videos=8",
         ],
-        env=env, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     logs = done.stdout + done.stderr
     assert done.returncode == 0, logs
     assert "succeeded" in logs and "pretrain: final loss" in logs, logs

@@ -1,0 +1,73 @@
+"""Figures people would rather look at than read: success bars, executed plans, cos-sim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless; no display on workers or CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def success_bars(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Success rate per agent with its 95% interval as error bars."""
+    plt = _pyplot()
+    names = [r["agent"] for r in rows]
+    rate = np.array([r["success_rate"] for r in rows])
+    err = np.array(
+        [[r["success_rate"] - r["ci95_low"], r["ci95_high"] - r["success_rate"]] for r in rows]
+    ).T
+    fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 1.5, 3.2))
+    ax.bar(names, rate * 100, yerr=err * 100, capsize=4, color="#4c72b0")
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title or f"planning success, {rows[0]['episodes']} episodes, 95% CI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plan_strip(
+    frames: list[np.ndarray], goal: np.ndarray, path: str | Path, title: str = "", max_frames=10
+) -> Path:
+    """Evenly spaced frames of an executed trajectory, then the goal frame."""
+    plt = _pyplot()
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).astype(int))
+    fig, axes = plt.subplots(1, len(idx) + 1, figsize=(1.3 * (len(idx) + 1), 1.7))
+    for ax, i in zip(axes[:-1], idx, strict=True):
+        ax.imshow(frames[i])
+        ax.set_title(f"t={i}", fontsize=7)
+    axes[-1].imshow(goal)
+    axes[-1].set_title("goal", fontsize=7, color="#c44e52")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def cosine_vs_horizon(cos: dict[str, dict[int, float]], path: str | Path) -> Path:
+    """Rolled-out vs copy-baseline cosine similarity against the horizon."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for key, label in (("model", "world model"), ("copy", "copy baseline")):
+        ks = sorted(int(k) for k in cos[key])
+        ax.plot(ks, [cos[key][k] for k in ks], marker="o", label=label)
+    ax.set_xlabel("rollout steps")
+    ax.set_ylabel("cosine similarity")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

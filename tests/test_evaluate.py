@@ -1,0 +1,69 @@
+"""The evaluation job end to end on a tiny world model: table, figures, JSON, MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from jobs import evaluate
+from vjepa2.config import apply_overrides, get_preset
+from vjepa2.train.local import run_local
+
+
+@pytest.fixture(scope="module")
+def tiny_world_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wm")
+    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
+    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
+    dyn_cfg = apply_overrides(
+        get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
+    )
+    return run_local(dyn_cfg, progress=False).checkpoint
+
+
+@pytest.mark.slow
+def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, tmp_path):
+    out = tmp_path / "eval"
+    results = evaluate.main(
+        [
+            f"--checkpoint={tiny_world_model}",
+            "--episodes=3",
+            "--local",
+            f"--out={out}",
+            "--set=budget=6",
+            "--set=cem.num_candidates=16",
+            "--set=cem.iterations=2",
+        ]
+    )
+    rows = {r["agent"]: r for r in results["planning"]}
+    assert set(rows) == {"cem", "random", "do_nothing", "oracle"}
+    assert all(r["episodes"] == 3 for r in rows.values())
+    assert rows["cem"]["plan_s_per_step"] > 0 and rows["random"]["plan_s_per_step"] >= 0
+    assert rows["do_nothing"]["success_rate"] <= rows["oracle"]["success_rate"]
+    assert json.loads((out / "results.json").read_text())["planning"] == results["planning"]
+    assert "| cem |" in (out / "results.md").read_text()
+    assert (out / "success.png").stat().st_size > 0
+    assert len(list(out.glob("plan_cem_*.png"))) == 1
+
+    client = MlflowClient(f"sqlite:///{tiny_world_model.parent.parent}/mlflow.db")
+    exp = client.get_experiment_by_name("vjepa2-eval")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.metrics["oracle/success_rate"] == rows["oracle"]["success_rate"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.md", "success.png"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--checkpoint=/nonexistent.pt"], "checkpoint not found"),
+        (["--set=agents=[cem,magic]"], "unknown agents"),
+        (["--set=cem.elite_frac=2"], "elite_frac"),
+        (["--set=budgett=3"], "unknown key"),
+    ],
+)
+def test_bad_arguments_exit_with_one_clear_line(tiny_world_model, argv, message):
+    full = [f"--checkpoint={tiny_world_model}", *argv] if "checkpoint" not in argv[0] else argv
+    with pytest.raises(SystemExit, match=message):
+        evaluate.main(full)
