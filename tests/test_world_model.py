@@ -51,6 +51,36 @@ def test_dynamics_step_never_touches_the_encoder(tiny_dynamics, pooled):
     assert not model.encoder.training  # frozen encoder stays in eval mode under .train()
 
 
+def test_slowly_adapting_encoder_trains_and_its_target_lags(tiny_dynamics, tmp_path):
+    cfg = apply_overrides(
+        tiny_dynamics,
+        ["state.adapt=true", "state.adapt_lr_scale=0.5", "state.adapt_momentum=0.9"],
+    )
+    torch.manual_seed(0)
+    model, resolved = build_world_model(cfg)
+    opt = build_optimizer(model.dynamics, cfg.optim, extra=model.encoder_param_groups(cfg.optim))
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 1.0, 0.5, 0.5]
+    enc0 = [p.detach().clone() for p in model.encoder.parameters()]
+    tgt0 = [p.detach().clone() for p in model.target_encoder.parameters()]
+    src = SyntheticSource(cfg.data, resolved.encoder, 8, torch.device("cpu"))
+    frames, actions = src.windows(4, 1, torch.Generator().manual_seed(0))
+    model.train()
+    res = dynamics_step(model, opt, frames, actions, step=15, total_steps=20, optim_cfg=cfg.optim)
+    assert res.momentum == 0.9
+    assert opt.param_groups[2]["lr"] == 0.5 * opt.param_groups[0]["lr"]
+    assert not any(p.requires_grad for p in model.target_encoder.parameters())
+    for t0, e, t in zip(
+        tgt0, model.encoder.parameters(), model.target_encoder.parameters(), strict=True
+    ):
+        # xi <- 0.9 xi + 0.1 theta, with xi = theta before the step
+        assert torch.allclose(t, 0.9 * t0 + 0.1 * e.detach(), atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters(), strict=True))
+    # Checkpoints carry the target encoder; the reloaded model matches.
+    out = run_dynamics_training(apply_overrides(cfg, ["train.steps=2"]), progress=False)
+    reloaded, rcfg = load_world_model(out.checkpoint)
+    assert rcfg.state.adapt and reloaded.target_encoder is not None
+
+
 def test_window_shape_errors_are_clear(tiny_dynamics):
     model, _ = build_world_model(tiny_dynamics)
     with pytest.raises(ValueError, match="needs 3 frames"):

@@ -1,20 +1,27 @@
-"""Phase-2 meta-architecture: a frozen encoder plus the action-conditioned dynamics model.
+"""Phase-2 meta-architecture: the Phase-1 encoder plus the action-conditioned dynamics model.
 
 It owns how frames become states (``encode``), one-step and rolled-out prediction
-(``step`` / ``rollout``) and the training loss (``forward``). The encoder never trains here:
-it is frozen, kept in eval mode and run under ``no_grad``.
+(``step`` / ``rollout``) and the training loss (``forward``). By default the encoder is
+frozen: no gradient, eval mode, run under ``no_grad``. With ``state.adapt`` it adapts
+slowly (seed 4.2): it trains on the dynamics loss at a reduced learning rate while an EMA copy
+(``target_encoder``, momentum ``state.adapt_momentum``) encodes the next-state targets;
+``encode`` (planning, evaluation) uses the adapting encoder.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
-from vjepa2.config.components import DynamicsLossConfig
+from vjepa2.config.components import DynamicsLossConfig, OptimConfig
 from vjepa2.config.jobs import StateConfig
+from vjepa2.ema import ema_update
 from vjepa2.losses import latent_loss, multistep_loss, normalize_targets
 from vjepa2.models.dynamics import DynamicsModel
 from vjepa2.models.encoder import VideoViT
+from vjepa2.optim import param_groups
 
 
 class WorldModel(nn.Module):
@@ -27,26 +34,50 @@ class WorldModel(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.encoder.requires_grad_(False)
+        self.adapt = state.adapt
+        self.target_encoder: VideoViT | None = None
+        if self.adapt:
+            self.target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
+        self.encoder.requires_grad_(self.adapt)
         self.encoder.eval()
         self.dynamics = dynamics
         self.state_cfg, self.loss_cfg = state, loss
 
     def train(self, mode: bool = True) -> WorldModel:
         super().train(mode)
-        self.encoder.eval()  # frozen: dropout/droppath stay off whatever the caller asks
+        self.encoder.eval()  # dropout/droppath stay off whatever the caller asks
+        if self.target_encoder is not None:
+            self.target_encoder.eval()
         return self
 
-    @torch.no_grad()
-    def encode(self, frames: Tensor) -> Tensor:
-        """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D]."""
+    def _states(self, encoder: VideoViT, frames: Tensor) -> Tensor:
         lead = frames.shape[:-3]
-        z = self.encoder(frames.reshape(-1, *frames.shape[-3:]))
+        z = encoder(frames.reshape(-1, *frames.shape[-3:]))
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)
         if self.state_cfg.pooled:
             z = z.mean(dim=1)
         return z.reshape(*lead, *z.shape[1:])
+
+    @torch.no_grad()
+    def encode(self, frames: Tensor) -> Tensor:
+        """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D]."""
+        return self._states(self.encoder, frames)
+
+    def encoder_param_groups(self, optim: OptimConfig) -> list[dict]:
+        """The adapting encoder's optimizer groups (at lr x adapt_lr_scale); none if frozen."""
+        if not self.adapt:
+            return []
+        return param_groups(self.encoder, optim.weight_decay, self.state_cfg.adapt_lr_scale)
+
+    @torch.no_grad()
+    def update_target(self) -> float | None:
+        """EMA step of the next-state target encoder; None when the encoder is frozen."""
+        if self.target_encoder is None:
+            return None
+        tau = self.state_cfg.adapt_momentum
+        ema_update(self.target_encoder, self.encoder, tau)
+        return tau
 
     def step(self, state: Tensor, action: Tensor) -> Tensor:
         return self.dynamics.step(state, action)
@@ -71,8 +102,13 @@ class WorldModel(nn.Module):
                 f"got {frames.shape[1]} (batch {frames.shape[0]} vs {actions.shape[0]})"
             )
         horizon = min(self.loss_cfg.horizon, actions.shape[1])
-        states = self.encode(frames)
-        start, targets = states[:, 0], states[:, 1 : horizon + 1]
+        if self.target_encoder is None:
+            states = self.encode(frames)
+            start, targets = states[:, 0], states[:, 1 : horizon + 1]
+        else:
+            start = self._states(self.encoder, frames[:, 0])  # gradient reaches the encoder
+            with torch.no_grad():
+                targets = self._states(self.target_encoder, frames[:, 1 : horizon + 1])
         if horizon == 1:
             pred = self.step(start, actions[:, 0]).unsqueeze(1)
             loss = latent_loss(pred, targets, self.loss_cfg.kind)

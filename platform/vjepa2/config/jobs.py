@@ -134,6 +134,16 @@ class StateConfig:
     encoder: Literal["target", "online"] = "target"  # which Phase-1 encoder to freeze
     pooled: bool = True  # [B, D] mean over tokens; False keeps the [B, N, D] token grid
     layer_norm: bool = True  # parameter-free layer norm on states, as on Phase-1 targets
+    # Slow adaptation (seed 4.2): the encoder keeps training on the dynamics loss at
+    # lr x adapt_lr_scale, and next-state targets come from its EMA at adapt_momentum.
+    # False (the default) keeps it frozen: no gradient, eval mode, targets = inputs' encoder.
+    adapt: bool = False
+    adapt_lr_scale: float = 0.1
+    adapt_momentum: float = 0.9999
+
+    def __post_init__(self) -> None:
+        _check(self.adapt_lr_scale > 0, "state.adapt_lr_scale must be > 0")
+        _check(0.0 <= self.adapt_momentum <= 1.0, "state.adapt_momentum must be in [0, 1]")
 
 
 @dataclass

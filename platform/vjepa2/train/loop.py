@@ -121,7 +121,9 @@ def build_task(
     else:
         world, resolved = build_world_model(cfg)
         model = world.to(device)
-        optimizer = build_optimizer(world.dynamics, cfg.optim)
+        optimizer = build_optimizer(
+            world.dynamics, cfg.optim, extra=world.encoder_param_groups(cfg.optim)
+        )
 
         def step(batch: tuple[Tensor, ...], i: int, gen: torch.Generator) -> StepResult:
             return dynamics_step(

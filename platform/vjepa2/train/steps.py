@@ -130,8 +130,9 @@ def dynamics_step(
     optim_cfg: OptimConfig,
     amp_dtype: torch.dtype | None = None,
 ) -> StepResult:
-    """Phase 2: next-state (or multi-step) latent loss; the encoder stays frozen."""
-    return optimize(
+    """Phase 2: next-state (or multi-step) latent loss; the encoder is frozen unless it
+    adapts slowly, in which case its EMA target moves after the update."""
+    result = optimize(
         model,
         optimizer,
         (frames, actions),
@@ -140,3 +141,5 @@ def dynamics_step(
         optim_cfg=optim_cfg,
         amp_dtype=amp_dtype,
     )
+    result.momentum = unwrap(model).update_target()
+    return result
