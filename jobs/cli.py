@@ -25,7 +25,7 @@ def config_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--local",
         action="store_true",
-        help="train in this process without Ray (synthetic data only; no MLflow)",
+        help="train in this process without Ray or MLflow (datasets decoded into memory)",
     )
     return parser
 

@@ -38,7 +38,7 @@ from vjepa2.config.base import from_dict, save_yaml, to_dict
 from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
 from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
 from vjepa2.train.checkpoint import load_checkpoint
-from vjepa2.train.loop import JobConfig, LoopSettings, SyntheticBatches, build_task, job_kind
+from vjepa2.train.loop import InMemoryBatches, JobConfig, LoopSettings, build_task, job_kind
 from vjepa2.train.loop import run_loop as run_train_loop
 
 CKPT_FILE = "checkpoint.pt"
@@ -228,7 +228,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
             shard, kind, per_worker, ds.shuffle_buffer, cfg.train.seed + rank
         )
     else:
-        source = SyntheticBatches(task, per_worker, rank)
+        source = InMemoryBatches(task, per_worker, rank)
 
     metrics = out / "metrics.jsonl"
     tracker = None

@@ -37,3 +37,30 @@ def test_pretrain_then_dynamics_from_the_command_line(tmp_path, capsys):
 def test_bad_config_exits_with_one_clear_line(argv, message):
     with pytest.raises(SystemExit, match=message):
         pretrain.main(argv)
+
+
+def test_local_runs_train_both_phases_on_a_dataset_in_memory(tmp_path, capsys):
+    from vjepa2.data.collect import CollectConfig
+    from vjepa2.data.collect_sink import collect_local
+    from vjepa2.train.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    collect_local(
+        CollectConfig(out=str(data), env="tworoom", episodes=3, steps_per_episode=12, seed=1),
+        progress=False,
+    )
+    common = [
+        "--local",
+        "--quiet",
+        f"--set=train.out_dir={tmp_path}",
+        "--set=train.steps=2",
+        "--set=train.batch_size=2",
+        "--set=data.source=dataset",
+        f"--set=data.dataset.path={data}",
+    ]
+    pretrain.main(common)
+    ckpt = tmp_path / "pretrain" / "checkpoints" / "step_0000002.pt"
+    train_dynamics.main([*common, f"--set=encoder_checkpoint={ckpt}", "--set=loss.horizon=3"])
+    payload = load_checkpoint(tmp_path / "dynamics" / "checkpoints" / "step_0000002.pt")
+    assert payload["config"]["data"]["dataset"]["path"] == str(data)
+    assert "dynamics: final loss" in capsys.readouterr().out

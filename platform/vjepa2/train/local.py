@@ -17,9 +17,9 @@ from vjepa2.config.base import save_yaml
 from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
 from vjepa2.train.checkpoint import latest_checkpoint, load_checkpoint
 from vjepa2.train.loop import (
+    InMemoryBatches,
     JobConfig,
     LoopSettings,
-    SyntheticBatches,
     build_task,
     resolve_device,
     run_loop,
@@ -41,16 +41,11 @@ def run_local(
     progress: bool = True,
     stop_at: int | None = None,
 ) -> RunResult:
-    """Train either phase in this process on the in-memory synthetic data.
+    """Train either phase in this process, on synthetic data or a dataset decoded into memory.
 
     ``stop_at`` ends this call early (checkpointing there) without changing the schedules,
     which stay defined by ``train.steps``: a later call resumes where this one stopped.
     """
-    if cfg.data.source != "synthetic":
-        raise ValueError(
-            "the local loop trains on data.source=synthetic; stream a dataset with the Ray "
-            "jobs (python -m jobs.pretrain / jobs.train_dynamics)"
-        )
     task = build_task(cfg, resolve_device(cfg.train.device))
     train = cfg.train
     out = Path(train.out_dir) / task.kind
@@ -88,7 +83,7 @@ def run_local(
         seed=train.seed,
         samples_per_step=train.batch_size,
     )
-    source = SyntheticBatches(task, train.batch_size)
+    source = InMemoryBatches(task, train.batch_size)
     run_loop(task, source, start, end, settings, on_log=log, on_checkpoint=save, progress=progress)
     if checkpoint is None:
         raise RuntimeError(f"no checkpoint written in {ckpt_dir}")

@@ -29,7 +29,7 @@ from vjepa2.diagnostics import collapse_stats
 from vjepa2.optim import build_optimizer
 from vjepa2.train.builders import build_vjepa, build_world_model
 from vjepa2.train.checkpoint import load_state_strict, save_checkpoint
-from vjepa2.train.sources import SyntheticSource
+from vjepa2.train.sources import DatasetSource, SyntheticSource
 from vjepa2.train.steps import StepResult, dynamics_step, pretrain_step, unwrap
 
 JobConfig = PretrainConfig | DynamicsTrainConfig
@@ -142,21 +142,36 @@ def build_task(
     return task
 
 
-class SyntheticBatches:
-    """Moving-shape batches for one worker, drawn from a per-step seed."""
+class InMemoryBatches:
+    """One worker's batches from data held in memory (synthetic, or a decoded dataset),
+    drawn from a per-step seed."""
 
     def __init__(self, task: TrainTask, batch_size: int, rank: int = 0) -> None:
         cfg = task.cfg
-        frames = cfg.encoder.num_frames if task.kind == "pretrain" else max(task.horizon + 1, 8)
-        self.source = SyntheticSource(cfg.data, cfg.encoder, frames, task.device)
         self.kind, self.horizon, self.batch_size = task.kind, task.horizon, batch_size
+        self.num_frames = cfg.encoder.num_frames
+        if cfg.data.source == "dataset":
+            d = cfg.data.dataset
+            self.source: SyntheticSource | DatasetSource = DatasetSource(
+                d.path,
+                d.split,
+                task.device,
+                frame_stride=d.frame_stride,
+                frameskip=d.frameskip,
+                img_size=cfg.encoder.img_size,
+            )
+        else:
+            frames = self.num_frames if task.kind == "pretrain" else max(task.horizon + 1, 8)
+            self.source = SyntheticSource(cfg.data, cfg.encoder, frames, task.device)
         self.seed, self.rank = cfg.train.seed + 1, rank
 
     def batch(self, step: int) -> tuple[Tensor, ...]:
         gen = torch.Generator().manual_seed(step_seed(self.seed, self.rank, step))
-        if self.kind == "pretrain":
-            return self.source.clips(self.batch_size, gen)
-        return self.source.windows(self.batch_size, self.horizon, gen)
+        if self.kind == "dynamics":
+            return self.source.windows(self.batch_size, self.horizon, gen)
+        if isinstance(self.source, DatasetSource):
+            return self.source.clips(self.batch_size, self.num_frames, gen)
+        return self.source.clips(self.batch_size, gen)
 
 
 @dataclass

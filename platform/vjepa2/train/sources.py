@@ -1,4 +1,4 @@
-"""In-memory batch sources for the local loop: clips (Phase 1) and windows (Phase 2).
+"""In-memory batch sources: clips (Phase 1) and windows (Phase 2), synthetic or from a dataset.
 
 Batches are drawn with an explicit ``torch.Generator`` so a resumed run draws exactly the
 batches the uninterrupted run would have.
@@ -6,6 +6,7 @@ batches the uninterrupted run would have.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,4 +55,91 @@ class SyntheticSource:
         idx, offsets = idx.to(self.frames.device), offsets.to(self.frames.device)
         frames = self.frames[idx[:, None], offsets]
         actions = self.actions[idx[:, None], offsets[:, :-1]]
+        return normalize_frames(frames), actions
+
+
+class DatasetSource:
+    """A video-action dataset's split decoded into memory: the laptop path without Ray.
+
+    Episodes are held as one uint8 tensor padded to the longest, with their lengths, so a
+    batch is one gather. Clips and windows start uniformly in each episode's valid range.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str,
+        device: torch.device,
+        *,
+        frame_stride: int = 1,
+        frameskip: int = 1,
+        img_size: int | None = None,
+    ) -> None:
+        from vjepa2.data.dataset import VideoActionDataset
+        from vjepa2.data.splits import split_episodes
+
+        ds = VideoActionDataset.open(root)
+        episodes = split_episodes(ds.episodes).get(split, [])
+        if not episodes:
+            raise ValueError(f"{root}: no episodes in split {split!r}")
+        videos, actions = [], []
+        for ep in episodes:
+            with ds.open_video(ep) as reader:
+                frames = reader.get_frames(range(ep.num_frames))
+            if img_size is not None and frames.shape[1:3] != (img_size, img_size):
+                raise ValueError(
+                    f"{ds.video_path(ep)}: frames are {frames.shape[1:3]}, the encoder takes "
+                    f"{img_size}x{img_size}; stream it with the Ray job, which resizes"
+                )
+            videos.append(torch.from_numpy(frames))
+            if ep.actions is not None:
+                actions.append(torch.from_numpy(np.asarray(ep.actions, np.float32)))
+        t_max = max(v.shape[0] for v in videos)
+        self.lengths = torch.tensor([v.shape[0] for v in videos], device=device)
+        self.frames = torch.zeros((len(videos), t_max, *videos[0].shape[1:]), dtype=torch.uint8)
+        for i, v in enumerate(videos):
+            self.frames[i, : v.shape[0]] = v
+        self.frames = self.frames.to(device)
+        self.actions = None
+        if len(actions) == len(videos):
+            self.actions = torch.zeros((len(videos), t_max - 1, actions[0].shape[1]))
+            for i, a in enumerate(actions):
+                self.actions[i, : a.shape[0]] = a
+            self.actions = self.actions.to(device)
+        self.frame_stride, self.frameskip = frame_stride, frameskip
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def _starts(
+        self, batch_size: int, span: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(len(self), (batch_size,), generator=generator)
+        room = (self.lengths.cpu()[idx] - span + 1).clamp_min(0)
+        if bool((room == 0).any()):
+            raise ValueError(f"an episode is shorter than one sample of {span} frames")
+        start = (torch.rand(batch_size, generator=generator) * room).long()
+        return idx, start
+
+    def clips(self, batch_size: int, num_frames: int, generator: torch.Generator) -> tuple[Tensor]:
+        span = (num_frames - 1) * self.frame_stride + 1
+        idx, start = self._starts(batch_size, span, generator)
+        t = start[:, None] + self.frame_stride * torch.arange(num_frames)[None]
+        dev = self.frames.device
+        return (normalize_video(self.frames[idx.to(dev)[:, None], t.to(dev)]),)
+
+    def windows(
+        self, batch_size: int, horizon: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Frames t, t+k, ..., t+Hk and the H actions between them, k raw actions each."""
+        if self.actions is None:
+            raise ValueError("Phase-2 windows need a dataset with actions")
+        k = self.frameskip
+        idx, start = self._starts(batch_size, horizon * k + 1, generator)
+        t = start[:, None] + k * torch.arange(horizon + 1)[None]
+        a_t = start[:, None] + torch.arange(horizon * k)[None]
+        dev = self.frames.device
+        idx, t, a_t = idx.to(dev), t.to(dev), a_t.to(dev)
+        frames = self.frames[idx[:, None], t]
+        actions = self.actions[idx[:, None], a_t].reshape(batch_size, horizon, -1)
         return normalize_frames(frames), actions
