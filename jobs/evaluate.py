@@ -14,7 +14,10 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from vjepa2.config import ConfigError, apply_overrides, to_dict
 from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, markdown_table, summarize
@@ -47,6 +50,12 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"config error: {exc}") from None
     out = Path(args.out) if args.out else ckpt.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if "bc" in cfg.agents and not cfg.bc_checkpoint:
+        if args.dataset:
+            cfg = replace(cfg, bc_checkpoint=str(_train_bc(args.dataset, out / "bc.pt")))
+        else:
+            print("bc: no --dataset to train the policy on and no bc_checkpoint; skipped")
+            cfg = replace(cfg, agents=tuple(a for a in cfg.agents if a != "bc"))
 
     t0 = time.perf_counter()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
@@ -90,6 +99,22 @@ def _run(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> l
     task = ray.remote(num_cpus=1)(evaluate_seeds)
     parts = ray.get([task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)])
     return [o for part in parts for o in part]
+
+
+def _train_bc(dataset: str, path: Path) -> Path:
+    """Behaviour cloning on the dataset's train split, once: reused while the file exists."""
+    if path.exists():
+        return path
+    from vjepa2.planning.bc import BCConfig, save_bc, train_bc
+    from vjepa2.train.sources import DatasetSource
+
+    src = DatasetSource(dataset, "train", torch.device("cpu"))
+    d_a, size = src.actions.shape[-1], src.frames.shape[2]
+    t0 = time.perf_counter()
+    policy = train_bc(src.frames, src.actions, src.lengths, BCConfig(img_size=size, action_dim=d_a))
+    save_bc(policy, str(path))
+    print(f"bc: trained on {len(src)} episodes in {time.perf_counter() - t0:.0f} s -> {path}")
+    return path
 
 
 def _goal_frame(cfg: PlanningEvalConfig, seed: int):

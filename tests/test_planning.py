@@ -140,3 +140,41 @@ def test_mpc_with_cem_reaches_nearby_goals_and_baselines_behave():
     again = run_episode(env, RandomAgent(2, seed=0), far[0], budget=10, record_frames=True)
     assert len(rand.frames) == 11
     assert all(np.array_equal(a, b) for a, b in zip(rand.frames, again.frames, strict=True))
+
+
+@pytest.mark.slow
+def test_behaviour_cloning_fits_hindsight_goals_and_round_trips(tmp_path):
+    from vjepa2.data.collect import CollectConfig
+    from vjepa2.data.collect_sink import collect_local
+    from vjepa2.data.transforms import normalize_frames
+    from vjepa2.planning.bc import BCAgent, BCConfig, load_bc, save_bc, train_bc
+    from vjepa2.train.sources import DatasetSource
+
+    data = tmp_path / "data"
+    collect_local(
+        CollectConfig(out=str(data), env="tworoom", episodes=8, steps_per_episode=20, seed=5),
+        progress=False,
+    )
+    src = DatasetSource(str(data), "train", torch.device("cpu"))
+
+    def one_step_error(policy) -> float:
+        x = normalize_frames(src.frames[:, :10])  # goal = the next frame: a_t is determined
+        g = normalize_frames(src.frames[:, 1:11])
+        with torch.no_grad():
+            pred = policy(x.flatten(0, 1), g.flatten(0, 1))
+        return float((pred - src.actions[:, :10].flatten(0, 1)).pow(2).mean())
+
+    cfg = BCConfig(steps=1, max_offset=1, batch_size=32)
+    untrained = one_step_error(train_bc(src.frames, src.actions, src.lengths, cfg))
+    cfg.steps = 300
+    policy = train_bc(src.frames, src.actions, src.lengths, cfg)
+    assert one_step_error(policy) < 0.5 * untrained
+    save_bc(policy, str(tmp_path / "bc.pt"))
+    agent = BCAgent(load_bc(str(tmp_path / "bc.pt")))
+    episode = make_episode(make_env("tworoom"), 3, goal_offset=5)
+    agent.reset(episode)
+    action = agent.act(episode.goal_frame)
+    assert action.shape == (1, 2) and np.abs(action).max() <= 1.0
+    with torch.no_grad():
+        x = agent._prep(episode.goal_frame)
+        assert torch.equal(policy(x, x), agent.policy(x, x))

@@ -26,7 +26,7 @@ from vjepa2.planning import (
 )
 from vjepa2.planning.agents import Agent
 
-AGENTS = ("cem", "random", "do_nothing", "oracle")
+AGENTS = ("cem", "bc", "random", "do_nothing", "oracle")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class PlanningEvalConfig:
     budget: int = 50
     execute: int = 1  # actions executed per plan
     agents: tuple[str, ...] = AGENTS
+    bc_checkpoint: str = ""  # a goal-conditioned BC policy (jobs.evaluate trains one)
     cem: CEMConfig = field(default_factory=lambda: CEMConfig(num_candidates=300, iterations=5))
 
     def __post_init__(self) -> None:
@@ -56,6 +57,12 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
 
         model, _ = load_world_model(checkpoint)
         return PlannerAgent(model, cfg.cem, execute=cfg.execute)
+    if name == "bc":
+        from vjepa2.planning.bc import BCAgent, load_bc
+
+        if not cfg.bc_checkpoint:
+            raise ValueError("the bc agent needs bc_checkpoint (or --dataset to train one)")
+        return BCAgent(load_bc(cfg.bc_checkpoint))
     if name == "random":
         return RandomAgent(action_dim, cfg.cem.low, cfg.cem.high, seed=cfg.seed)
     if name == "do_nothing":
