@@ -169,3 +169,32 @@ def test_action_dimension_mismatch_is_refused_before_training(ray_cluster, tworo
     )
     with pytest.raises(ValueError, match="dynamics.action_dim is 7"):
         build_train_stream(cfg)
+
+
+def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path):
+    from jobs import ablations
+
+    rows = ablations.main(
+        [
+            f"--dataset={tworoom_dataset}",
+            f"--out={tmp_path}",
+            "--only",
+            "full",
+            "no_phase1",
+            "--episodes=1",
+            "--quiet",
+            "--set=train.steps=2",
+            "--set=train.batch_size=2",
+            "--set=tracking.enabled=false",
+            "--plan-set=budget=3",
+            "--plan-set=cem.num_candidates=16",
+            "--plan-set=cem.iterations=2",
+        ]
+    )
+    assert [r["ablation"] for r in rows] == ["full", "no_phase1"]
+    assert all(0.0 <= r["planning"]["success_rate"] <= 1.0 for r in rows)
+    text = (tmp_path / "ablations.md").read_text()
+    assert "| full |" in text and "| no_phase1 |" in text
+    # The no-Phase-1 row has no encoder checkpoint; the full row trained one.
+    assert (tmp_path / "full" / "pretrain" / "final.pt").is_file()
+    assert not (tmp_path / "no_phase1" / "pretrain").exists()
