@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jobs.cli import add_overrides
 from jobs.train_job import fit
 from vjepa2.config import apply_overrides, get_preset
 from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, summarize
@@ -41,20 +42,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--out", default="runs/ablations")
     p.add_argument("--only", nargs="+", choices=sorted(ABLATIONS), help="a subset of rows")
     p.add_argument("--episodes", type=int, default=20, help="planning episodes per row")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        help="overrides for both phases, e.g. train.steps=100",
-    )
-    p.add_argument(
-        "--plan-set",
-        dest="plan_overrides",
-        action="append",
-        default=[],
-        help="planning overrides, e.g. budget=50, cem.num_candidates=300",
-    )
+    add_overrides(p, help="overrides for both phases, e.g. train.steps=100")
+    add_overrides(p, "--plan-set", "plan_overrides", "planning, e.g. cem.num_candidates=300")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()

@@ -8,18 +8,25 @@ from typing import Any
 from vjepa2.config import ConfigError, apply_overrides, get_preset, load_yaml
 
 
+def add_overrides(
+    parser: argparse.ArgumentParser, flag: str = "--set", dest: str = "overrides", help: str = ""
+) -> None:
+    """A repeatable ``KEY=VALUE`` option collecting dotted config overrides."""
+    parser.add_argument(
+        flag,
+        dest=dest,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help or "dotted override, e.g. --set optim.lr=3e-4 (repeatable)",
+    )
+
+
 def config_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--preset", default="tiny", help="named preset (default: tiny)")
     parser.add_argument("--config", help="YAML config file (instead of a preset)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. --set optim.lr=3e-4 (repeatable)",
-    )
+    add_overrides(parser)
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(

@@ -14,11 +14,13 @@ import json
 import time
 from pathlib import Path
 
+from jobs.cli import add_overrides
 from jobs.collect import run_collect
 from jobs.ray_runtime import ensure_ray
 from jobs.train_job import fit
 from vjepa2.config import ConfigError, apply_overrides, get_preset
 from vjepa2.data.collect import CollectConfig
+from vjepa2.eval.report import pipeline_report
 from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
 from vjepa2.train.builders import load_world_model
 
@@ -29,13 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--episodes", type=int, default=120, help="TwoRoom episodes to collect")
     parser.add_argument("--steps-per-episode", type=int, default=40)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        help="pretrain.KEY=V or dynamics.KEY=V (repeatable)",
-    )
+    add_overrides(parser, help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -98,38 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_total": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print_summary(summary)
+    print(pipeline_report(summary))
     return summary
-
-
-def print_summary(s: dict) -> None:
-    p, d = s["pretrain"], s["dynamics"]
-    print("\n| stage | first loss | last loss | samples/s | data wait | seconds |")
-    print("|---|---|---|---|---|---|")
-    for name, st in (("Phase 1 pretrain", p), ("Phase 2 dynamics", d)):
-        last = st["last"]
-        print(
-            f"| {name} | {st['first']['loss']:.4f} | {last['loss']:.4f} | "
-            f"{last['samples_per_s']:.1f} | {last['data_wait_frac']:.0%} | {st['seconds']:.0f} |"
-        )
-    last = p["last"]
-    print(
-        f"\nTarget embeddings: per-dim std {last['target_std_mean']:.4f} (isotropic "
-        f"{last['target_std_isotropic']:.4f}), effective rank {last['target_effective_rank']:.1f}"
-    )
-    cos = s["rollout_cosine"]
-    print(f"\n| {s['held_out_episodes']} held-out episodes | 1 step | 5 steps | 10 steps |")
-    print("|---|---|---|---|")
-    labels = {
-        "model": "cos-sim, world model",
-        "copy": "cos-sim, copy baseline (s_t)",
-        "error_vs_copy": "squared error / copy's (< 1 beats copy)",
-    }
-    for key, label in labels.items():
-        row = " | ".join(f"{cos[key][k]:.4f}" for k in (1, 5, 10))
-        print(f"| {label} | {row} |")
-    print(f"\nMLflow: pretrain {p['mlflow']}\n        dynamics {d['mlflow']}")
-    print(f"Total {s['seconds_total']:.0f} s (data {s['dataset']['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

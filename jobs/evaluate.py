@@ -17,11 +17,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from jobs.cli import add_overrides
 from vjepa2.config import ConfigError, apply_overrides, to_dict
 from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, markdown_table, summarize
 from vjepa2.eval.plots import cosine_vs_horizon, plan_strip, success_bars
+from vjepa2.eval.report import log_evaluation
+from vjepa2.planning.bc import train_bc_on_dataset
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -30,14 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--dataset", help="video-action dataset for held-out rollout cos-sim")
     p.add_argument("--out", help="results folder (default: beside the checkpoint)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. budget=50, goal_offset=25, cem.num_candidates=300",
-    )
+    add_overrides(p, help="e.g. budget=50, goal_offset=25, cem.num_candidates=300")
     p.add_argument("--local", action="store_true", help="no Ray: episodes in this process")
     p.add_argument("--no-mlflow", action="store_true")
     args = p.parse_args(argv)
@@ -52,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if "bc" in cfg.agents and not cfg.bc_checkpoint:
         if args.dataset:
-            cfg = replace(cfg, bc_checkpoint=str(_train_bc(args.dataset, out / "bc.pt")))
+            cfg = replace(cfg, bc_checkpoint=str(train_bc_on_dataset(args.dataset, out / "bc.pt")))
         else:
             print("bc: no --dataset to train the policy on and no bc_checkpoint; skipped")
             cfg = replace(cfg, agents=tuple(a for a in cfg.agents if a != "bc"))
@@ -82,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{table}\n\nresults and figures in {out} ({results['seconds']:.0f} s)")
     if not args.no_mlflow:
-        print(f"MLflow: {_track(ckpt, rows, results, [out / 'results.md', *figures])}")
+        print(f"MLflow: {log_evaluation(ckpt, results, [out / 'results.md', *figures])}")
     return results
 
 
@@ -101,55 +95,11 @@ def _run(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> l
     return [o for part in parts for o in part]
 
 
-def _train_bc(dataset: str, path: Path) -> Path:
-    """Behaviour cloning on the dataset's train split, once: reused while the file exists."""
-    if path.exists():
-        return path
-    from vjepa2.planning.bc import BCConfig, save_bc, train_bc
-    from vjepa2.train.sources import DatasetSource
-
-    src = DatasetSource(dataset, "train", torch.device("cpu"))
-    d_a, size = src.actions.shape[-1], src.frames.shape[2]
-    t0 = time.perf_counter()
-    policy = train_bc(src.frames, src.actions, src.lengths, BCConfig(img_size=size, action_dim=d_a))
-    save_bc(policy, str(path))
-    print(f"bc: trained on {len(src)} episodes in {time.perf_counter() - t0:.0f} s -> {path}")
-    return path
-
-
 def _goal_frame(cfg: PlanningEvalConfig, seed: int):
     from vjepa2.envs import make_env
     from vjepa2.planning import make_episode
 
     return make_episode(make_env(cfg.env), seed, goal_offset=cfg.goal_offset).goal_frame
-
-
-def _track(ckpt: Path, rows: list[dict], results: dict, artifacts: list[Path]) -> str:
-    from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
-
-    uri = resolve_tracking_uri("", ckpt.parent.parent)
-    tracker = Tracker.start_or_resume(
-        uri,
-        "vjepa2-eval",
-        run_key=f"{ckpt}@{time.time_ns()}",
-        run_name=f"eval-{ckpt.parent.parent.name}",
-    )
-    tracker.log_params(flatten_params({"checkpoint": str(ckpt), **results["config"]}))
-    for r in rows:
-        tracker.log_metrics(
-            {
-                f"{r['agent']}/success_rate": r["success_rate"],
-                f"{r['agent']}/plan_s_per_step": r["plan_s_per_step"],
-            },
-            0,
-        )
-    for key, by_k in results.get("rollout_cosine", {}).items():
-        for k, v in by_k.items():
-            tracker.log_metrics({f"rollout_{key}": v}, int(k))
-    for path in artifacts:
-        tracker.log_artifact(path)
-    tracker.finish()
-    return tracker.run_url()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ goals, so the policy learns to head for frames the data actually reached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,6 +90,24 @@ def load_bc(path: str) -> GoalConditionedPolicy:
     policy = GoalConditionedPolicy(BCConfig(**payload["config"]))
     load_state_strict(policy, payload["state"]["model"], "BC policy")
     return policy.eval()
+
+
+def train_bc_on_dataset(dataset: str, path: str | Path, cfg: BCConfig | None = None) -> Path:
+    """Behaviour cloning on a dataset's train split, once: reused while ``path`` exists."""
+    path = Path(path)
+    if path.exists():
+        return path
+    from vjepa2.train.sources import DatasetSource
+
+    src = DatasetSource(dataset, "train", torch.device("cpu"))
+    assert src.actions is not None
+    d_a, size = src.actions.shape[-1], src.frames.shape[2]
+    cfg = cfg or BCConfig()
+    cfg = replace(cfg, img_size=size, action_dim=d_a)
+    t0 = time.perf_counter()
+    save_bc(train_bc(src.frames, src.actions, src.lengths, cfg), str(path))
+    print(f"bc: trained on {len(src)} episodes in {time.perf_counter() - t0:.0f} s -> {path}")
+    return path
 
 
 class BCAgent:

@@ -1,0 +1,67 @@
+"""Evaluation results into MLflow: one run of the ``vjepa2-eval`` experiment per evaluation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def log_evaluation(checkpoint: Path, results: dict, artifacts: list[Path]) -> str:
+    """Params (checkpoint, protocol), per-agent success and planning time, rollout cos-sim
+    by horizon, and the files; returns where to look. The store is the training run's."""
+    from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
+
+    run_root = checkpoint.parent.parent
+    tracker = Tracker.start_or_resume(
+        resolve_tracking_uri("", run_root),
+        "vjepa2-eval",
+        run_key=f"{checkpoint}@{time.time_ns()}",
+        run_name=f"eval-{run_root.name}",
+    )
+    tracker.log_params(flatten_params({"checkpoint": str(checkpoint), **results["config"]}))
+    for r in results["planning"]:
+        name = r["agent"]
+        metrics = {f"{name}/success_rate": r["success_rate"]}
+        metrics[f"{name}/plan_s_per_step"] = r["plan_s_per_step"]
+        tracker.log_metrics(metrics, 0)
+    for key, by_k in results.get("rollout_cosine", {}).items():
+        for k, v in by_k.items():
+            tracker.log_metrics({f"rollout_{key}": v}, int(k))
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.finish()
+    return tracker.run_url()
+
+
+def pipeline_report(s: dict) -> str:
+    """The demo's tables: both phases' losses and throughput, collapse, rollouts, links."""
+    lines: list[str] = []
+    out = lines.append
+    p, d = s["pretrain"], s["dynamics"]
+    out("\n| stage | first loss | last loss | samples/s | data wait | seconds |")
+    out("|---|---|---|---|---|---|")
+    for name, st in (("Phase 1 pretrain", p), ("Phase 2 dynamics", d)):
+        last = st["last"]
+        out(
+            f"| {name} | {st['first']['loss']:.4f} | {last['loss']:.4f} | "
+            f"{last['samples_per_s']:.1f} | {last['data_wait_frac']:.0%} | {st['seconds']:.0f} |"
+        )
+    last = p["last"]
+    out(
+        f"\nTarget embeddings: per-dim std {last['target_std_mean']:.4f} (isotropic "
+        f"{last['target_std_isotropic']:.4f}), effective rank {last['target_effective_rank']:.1f}"
+    )
+    cos = s["rollout_cosine"]
+    out(f"\n| {s['held_out_episodes']} held-out episodes | 1 step | 5 steps | 10 steps |")
+    out("|---|---|---|---|")
+    labels = {
+        "model": "cos-sim, world model",
+        "copy": "cos-sim, copy baseline (s_t)",
+        "error_vs_copy": "squared error / copy's (< 1 beats copy)",
+    }
+    for key, label in labels.items():
+        row = " | ".join(f"{cos[key][k]:.4f}" for k in (1, 5, 10))
+        out(f"| {label} | {row} |")
+    out(f"\nMLflow: pretrain {p['mlflow']}\n        dynamics {d['mlflow']}")
+    out(f"Total {s['seconds_total']:.0f} s (data {s['dataset']['seconds']:.0f} s)")
+    return "\n".join(lines)
