@@ -16,13 +16,17 @@ from pathlib import Path
 
 from jobs.cli import add_overrides
 from jobs.collect import run_collect
+from jobs.evaluate import run_episodes
 from jobs.ray_runtime import ensure_ray
 from jobs.train_job import fit
 from vjepa2.config import ConfigError, apply_overrides, get_preset
 from vjepa2.data.collect import CollectConfig
+from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.report import pipeline_report
 from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
 from vjepa2.train.builders import load_world_model
+
+PLAN_AGENTS = ("cem", "random", "do_nothing", "oracle")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -31,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--episodes", type=int, default=120, help="TwoRoom episodes to collect")
     parser.add_argument("--steps-per-episode", type=int, default=40)
+    parser.add_argument("--plan-episodes", type=int, default=10, help="0: skip planning")
     add_overrides(parser, help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -72,6 +77,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, _ = load_world_model(dyn.checkpoint)
     frames, actions = load_episode_windows(str(data), "val", num_frames=11)
     cos = rollout_cosine(model, frames, actions, (1, 5, 10))
+    plan_cfg = PlanningEvalConfig(episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS)
+    seeds = [plan_cfg.seed + i for i in range(args.plan_episodes)]
+    planning = summarize(run_episodes(plan_cfg, seeds, str(dyn.checkpoint), False)) if seeds else []
     p, d = pre.history, dyn.history
     summary = {
         "dataset": {"path": str(data), "seconds": t_data},
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "rollout_cosine": cos,
         "held_out_episodes": int(frames.shape[0]),
+        "planning": planning,
         "seconds_total": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
-    outcomes = _run(cfg, seeds, str(ckpt), args.local)
+    outcomes = run_episodes(cfg, seeds, str(ckpt), args.local)
     rows = summarize(outcomes)
     results: dict = {"planning": rows, "config": to_dict(cfg)}
     figures = [success_bars(rows, out / "success.png")]
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def _run(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> list:
+def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> list:
+    """Every agent on every seed: in-process, or a chunk of seeds per CPU as Ray tasks."""
     if local:
         return evaluate_seeds(cfg, seeds, ckpt, record=1)
     import ray

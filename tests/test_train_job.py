@@ -198,3 +198,25 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
     # The no-Phase-1 row has no encoder checkpoint; the full row trained one.
     assert (tmp_path / "full" / "pretrain" / "final.pt").is_file()
     assert not (tmp_path / "no_phase1" / "pretrain").exists()
+
+
+def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsys):
+    from jobs import demo
+
+    argv = [
+        f"--out={tmp_path}",
+        "--episodes=6",
+        "--steps-per-episode=12",
+        "--plan-episodes=1",
+        "--quiet",
+        "--set=pretrain.train.steps=2",
+        "--set=dynamics.train.steps=2",
+    ]
+    summary = demo.main(argv)
+    text = capsys.readouterr().out
+    assert "| Phase 1 pretrain |" in text and "| oracle |" in text and "MLflow: pretrain" in text
+    assert {r["agent"] for r in summary["planning"]} == {"cem", "random", "do_nothing", "oracle"}
+    assert (tmp_path / "summary.json").is_file()
+    mtime = (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns
+    demo.main(argv)  # a rerun reuses the dataset and both checkpoints
+    assert (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns == mtime

@@ -62,6 +62,11 @@ def pipeline_report(s: dict) -> str:
     for key, label in labels.items():
         row = " | ".join(f"{cos[key][k]:.4f}" for k in (1, 5, 10))
         out(f"| {label} | {row} |")
+    if s.get("planning"):
+        from vjepa2.eval.planning import markdown_table
+
+        out(f"\nPlanning on {s['planning'][0]['episodes']} held-out TwoRoom episodes (CEM + MPC):")
+        out(markdown_table(s["planning"]))
     out(f"\nMLflow: pretrain {p['mlflow']}\n        dynamics {d['mlflow']}")
     out(f"Total {s['seconds_total']:.0f} s (data {s['dataset']['seconds']:.0f} s)")
     return "\n".join(lines)
