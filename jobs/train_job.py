@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -314,7 +314,3 @@ def _discard(out: Path, storage: str, name: str) -> None:
         fs.delete_dir(info.path)
     for p in ("final.pt", "metrics.jsonl", "mlflow_run_key", "registered.json"):
         (out / p).unlink(missing_ok=True)
-
-
-def with_out_dir(cfg: JobConfig, out_dir: str | Path) -> JobConfig:
-    return replace(cfg, train=replace(cfg.train, out_dir=str(out_dir)))
