@@ -1,0 +1,1 @@
+"""Ray Serve applications (run from the repository root)."""

@@ -1,0 +1,191 @@
+"""Ray Serve planning application: a trained world model behind ``POST /v1/plan``.
+
+    serve run serve.app:build_app checkpoint=runs/demo/dynamics/final.pt
+
+Concurrent requests are merged by ``@serve.batch`` into one batched CEM call (the planner
+takes several problems at once), so a batch of B requests costs one set of rollouts of
+B x K candidates. Inputs are validated at the boundary: undecodable images, wrong sizes or
+channels, non-finite arrays, out-of-range planner overrides and oversized payloads get a 4xx
+JSON error and the replica stays up. Serve binds 127.0.0.1 unless told otherwise.
+"""
+
+import base64
+import io
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+from ray import serve
+
+from vjepa2.data.transforms import normalize_frames
+from vjepa2.planning import CEMConfig, CEMPlanner
+from vjepa2.train.builders import load_world_model
+
+VERSION = "0.1.0"
+
+
+class AppArgs(BaseModel):
+    """Typed arguments of ``build_app`` (``serve run serve.app:build_app key=value ...``)."""
+
+    checkpoint: str
+    device: str = "cpu"
+    num_candidates: int = 300  # defaults for requests that do not override them
+    horizon: int = 5
+    iterations: int = 5
+    max_candidates: int = 2000  # limits on what a request may ask for
+    max_horizon: int = 20
+    max_iterations: int = 30
+    max_batch_size: int = 16
+    batch_wait_timeout_s: float = 0.005
+    max_request_bytes: int = 4 * 2**20
+    num_replicas: int = 1
+
+
+class PlanRequest(BaseModel):
+    frame: str | list = Field(description="current frame: base64 PNG/JPEG, or uint8 [H, W, 3]")
+    goal: str | list = Field(description="goal frame, same forms")
+    num_candidates: int | None = None
+    horizon: int | None = None
+    iterations: int | None = None
+    seed: int = 0
+
+
+class PlanResponse(BaseModel):
+    actions: list[list[float]]  # [H, d_a]
+    cost: float
+    seconds: float  # server-side, decode + plan
+    batch_size: int  # requests merged into the CEM call that served this one
+
+
+api = FastAPI(title="vjepa2 planning", version=VERSION)
+
+
+def decode_image(value: str | list, size: int, what: str) -> np.ndarray:
+    """base64 PNG/JPEG or a nested uint8 list -> uint8 [size, size, 3], or a 4xx."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+            from PIL import Image
+
+            img = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        except Exception as exc:  # PIL raises several types on bad bytes
+            raise HTTPException(400, f"{what}: not a base64 PNG/JPEG image ({exc})") from None
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise HTTPException(400, f"{what}: not a rectangular numeric array") from None
+        if not np.all(np.isfinite(arr)):
+            raise HTTPException(400, f"{what}: contains NaN or inf")
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise HTTPException(400, f"{what}: values must lie in [0, 255]")
+        img = arr.astype(np.uint8)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise HTTPException(422, f"{what}: expected [H, W, 3] RGB, got shape {list(img.shape)}")
+    if img.shape[:2] != (size, size):
+        raise HTTPException(
+            422, f"{what}: expected {size}x{size}, got {img.shape[0]}x{img.shape[1]}"
+        )
+    return img
+
+
+@serve.deployment
+@serve.ingress(api)
+class PlannerDeployment:
+    def __init__(self, args: dict[str, Any]) -> None:
+        self.args = AppArgs(**args)
+        self.device = torch.device(self.args.device)
+        self.model, self.cfg = load_world_model(self.args.checkpoint)
+        self.model.eval().to(self.device)
+        self.img_size = self.cfg.encoder.img_size
+        self.action_dim = self.cfg.dynamics.action_dim
+        self.plan_batch.set_max_batch_size(self.args.max_batch_size)
+        self.plan_batch.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
+        # Warm up before the replica reports healthy: the first forward allocates.
+        blank = torch.zeros(1, self.img_size, self.img_size, 3, dtype=torch.uint8)
+        z = self._encode(blank)
+        self._plan(z, z, (8, 2, 1), [0])
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(normalize_frames(frames.to(self.device)))
+
+    @torch.no_grad()
+    def _plan(self, state, goal, khi: tuple[int, int, int], seeds: list[int]):
+        k, h, i = khi
+        cfg = CEMConfig(num_candidates=k, horizon=h, iterations=i, seed=seeds[0])
+        gen = torch.Generator(device=self.device).manual_seed(sum(seeds))
+        return CEMPlanner(self.model.step, self.action_dim, cfg).plan(state, goal, generator=gen)
+
+    def _limits(self, req: PlanRequest) -> tuple[int, int, int]:
+        a = self.args
+        khi = (
+            req.num_candidates or a.num_candidates,
+            req.horizon or a.horizon,
+            req.iterations or a.iterations,
+        )
+        for name, v, lo, hi in zip(
+            ("num_candidates", "horizon", "iterations"),
+            khi,
+            (2, 1, 1),
+            (a.max_candidates, a.max_horizon, a.max_iterations),
+            strict=True,
+        ):
+            if not lo <= v <= hi:
+                raise HTTPException(422, f"{name}={v} is outside [{lo}, {hi}]")
+        return khi
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def plan_batch(self, items: list[tuple]) -> list[tuple]:
+        """Requests with the same (K, H, I) share one CEM call over all their problems."""
+        out: list[tuple | None] = [None] * len(items)
+        groups: dict[tuple, list[int]] = {}
+        for n, (_, _, khi, _) in enumerate(items):
+            groups.setdefault(khi, []).append(n)
+        for khi, idx in groups.items():
+            frames = torch.from_numpy(np.stack([items[n][0] for n in idx]))
+            goals = torch.from_numpy(np.stack([items[n][1] for n in idx]))
+            result = self._plan(
+                self._encode(frames), self._encode(goals), khi, [items[n][3] for n in idx]
+            )
+            for row, n in enumerate(idx):
+                out[n] = (result.actions[row].cpu().tolist(), float(result.cost[row]), len(idx))
+        return out  # type: ignore[return-value]
+
+    @api.post("/v1/plan", response_model=PlanResponse)
+    async def plan(self, req: PlanRequest, request: Request) -> PlanResponse:
+        # Checked before any image is decoded (the costly part of a request).
+        size = request.headers.get("content-length", "0")
+        limit = self.args.max_request_bytes
+        if not size.isdigit() or int(size) > limit:
+            raise HTTPException(413, f"request of {size} bytes exceeds {limit}")
+        t0 = time.perf_counter()
+        khi = self._limits(req)
+        frame = decode_image(req.frame, self.img_size, "frame")
+        goal = decode_image(req.goal, self.img_size, "goal")
+        actions, cost, batch = await self.plan_batch((frame, goal, khi, req.seed))
+        return PlanResponse(
+            actions=actions, cost=cost, seconds=time.perf_counter() - t0, batch_size=batch
+        )
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/v1/version")
+    async def version(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "checkpoint": self.args.checkpoint,
+            "img_size": self.img_size,
+            "action_dim": self.action_dim,
+            "state_shape": "pooled" if self.cfg.state.pooled else "token grid",
+        }
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """``serve run serve.app:build_app checkpoint=...``; arguments are checked here."""
+    parsed = AppArgs(**args)
+    return PlannerDeployment.options(num_replicas=parsed.num_replicas).bind(parsed.model_dump())

@@ -1,0 +1,121 @@
+"""The planning service on loopback: plans, merges concurrent requests, refuses bad input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from vjepa2.config import apply_overrides, get_preset
+from vjepa2.envs import make_env
+from vjepa2.planning import make_episode
+from vjepa2.train.local import run_local
+
+pytestmark = pytest.mark.slow
+
+
+def png(frame: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def service(ray_cluster, tmp_path_factory):
+    from ray import serve
+
+    from serve.app import build_app
+
+    out = tmp_path_factory.mktemp("serve")
+    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
+    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
+    dyn = run_local(
+        apply_overrides(
+            get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
+        ),
+        progress=False,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = build_app(
+        {"checkpoint": str(dyn.checkpoint), "num_candidates": 32, "iterations": 2,
+         "batch_wait_timeout_s": 0.2, "max_request_bytes": 200_000}
+    )  # fmt: skip
+    serve.run(app, name="planner", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+def episode_frames() -> tuple[np.ndarray, np.ndarray]:
+    env = make_env("tworoom")
+    ep = make_episode(env, 5, goal_offset=10)
+    frame, _ = env.reset(options={"state": ep.start_state})
+    return frame, ep.goal_frame
+
+
+def test_plan_health_and_version(service):
+    assert requests.get(f"{service}/healthz", timeout=30).json() == {"status": "ok"}
+    info = requests.get(f"{service}/v1/version", timeout=30).json()
+    assert info["img_size"] == 64 and info["action_dim"] == 2
+    frame, goal = episode_frames()
+    r = requests.post(
+        f"{service}/v1/plan", json={"frame": png(frame), "goal": png(goal), "horizon": 4},
+        timeout=60,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert np.array(body["actions"]).shape == (4, 2)
+    assert np.abs(body["actions"]).max() <= 1.0 and body["cost"] >= 0
+    # uint8 arrays are accepted too, and the same request plans the same actions
+    r2 = requests.post(
+        f"{service}/v1/plan",
+        json={"frame": frame.tolist(), "goal": goal.tolist(), "horizon": 4},
+        timeout=60,
+    )
+    assert r2.status_code == 200 and r2.json()["actions"] == body["actions"]
+
+
+def test_concurrent_requests_share_a_batched_plan(service):
+    frame, goal = episode_frames()
+    payload = {"frame": png(frame), "goal": png(goal)}
+
+    def call(seed: int) -> dict:
+        r = requests.post(f"{service}/v1/plan", json={**payload, "seed": seed}, timeout=120)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    assert max(r["batch_size"] for r in results) > 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"frame": "bm90IGFuIGltYWdl"}, 400, "not a base64 PNG/JPEG"),
+        ({"frame": np.zeros((32, 32, 3), np.uint8).tolist()}, 422, "expected 64x64"),
+        ({"goal": np.zeros((64, 64), np.uint8).tolist()}, 422, "RGB"),
+        ({"goal": [[[float("nan")] * 3] * 64] * 64}, 400, "NaN"),
+        ({"num_candidates": 10**6}, 422, "outside"),
+        ({"frame": "A" * 300_000}, 413, "exceeds"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_the_service_stays_up(service, change, status, message):
+    frame, goal = episode_frames()
+    payload = {"frame": png(frame), "goal": png(goal), **change}
+    data = requests.models.complexjson.dumps(payload, allow_nan=True)
+    r = requests.post(
+        f"{service}/v1/plan", data=data, headers={"content-type": "application/json"}, timeout=60
+    )
+    assert r.status_code == status, r.text
+    assert message in r.json()["detail"]
+    assert requests.get(f"{service}/healthz", timeout=30).status_code == 200
