@@ -119,3 +119,28 @@ def test_bad_input_gets_a_clear_4xx_and_the_service_stays_up(service, change, st
     assert r.status_code == status, r.text
     assert message in r.json()["detail"]
     assert requests.get(f"{service}/healthz", timeout=30).status_code == 200
+
+
+def test_closed_loop_client_drives_tworoom_through_the_service(service, capsys):
+    from serve import client
+
+    results = client.main([f"--url={service}", "--episodes=2", "--budget=3"])
+    assert len(results) == 2
+    assert all(1 <= r["steps"] <= 3 and len(r["latencies"]) == r["steps"] for r in results)
+    assert "success" in capsys.readouterr().out
+
+
+def test_serve_config_yaml_is_a_valid_deploy_schema():
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.app import AppArgs
+
+    root = Path(__file__).resolve().parents[1]
+    schema = ServeDeploySchema(**yaml.safe_load((root / "serve" / "config.yaml").read_text()))
+    (app,) = schema.applications
+    assert app.import_path == "serve.app:build_app"
+    AppArgs(**app.args)  # the arguments build_app will get are valid
+    assert schema.http_options.host == "127.0.0.1"
