@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
     figures = [success_bars(rows, out / "success.png")]
     for o in outcomes:
         if o.frames:
-            goal = _goal_frame(cfg, o.seed)
             title = f"{o.agent}: {'success' if o.success else 'failure'}"
-            figures.append(plan_strip(o.frames, goal, out / f"plan_{o.agent}_{o.seed}.png", title))
+            figures.append(
+                plan_strip(o.frames, o.goal_frame, out / f"plan_{o.agent}_{o.seed}.png", title)
+            )
     if args.dataset:
         from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
         from vjepa2.train.builders import load_world_model
@@ -94,13 +95,6 @@ def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bo
     task = ray.remote(num_cpus=1)(evaluate_seeds)
     parts = ray.get([task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)])
     return [o for part in parts for o in part]
-
-
-def _goal_frame(cfg: PlanningEvalConfig, seed: int):
-    from vjepa2.envs import make_env
-    from vjepa2.planning import make_episode
-
-    return make_episode(make_env(cfg.env), seed, goal_offset=cfg.goal_offset).goal_frame
 
 
 if __name__ == "__main__":

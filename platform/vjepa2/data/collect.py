@@ -136,6 +136,7 @@ def check_env(cfg: CollectConfig) -> None:
 
 def rollout_episode(cfg: CollectConfig, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frames uint8 [T, S, S, 3], actions float32 [T-1, d_a], states float32 [T, d_s])."""
+    from vjepa2.data.transforms import resize_square  # (torch) only where frames are made
     from vjepa2.envs import make_policy
 
     env_ss, policy_ss = episode_seed(cfg.seed, index).spawn(2)
@@ -156,20 +157,10 @@ def rollout_episode(cfg: CollectConfig, index: int) -> tuple[np.ndarray, np.ndar
     finally:
         env.close()
     return (
-        np.stack([_fit(f, cfg.img_size) for f in frames]),
+        np.stack([resize_square(f, cfg.img_size) for f in frames]),
         np.stack(actions).astype(np.float32),
         np.stack(states).astype(np.float32),
     )
-
-
-def _fit(frame: np.ndarray, size: int) -> np.ndarray:
-    """Gymnasium envs render at their own size; resize those to the dataset's square size."""
-    frame = np.asarray(frame, np.uint8)
-    if frame.shape[:2] == (size, size):
-        return frame
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
 
 
 @dataclass

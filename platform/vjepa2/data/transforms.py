@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,3 +28,13 @@ def normalize_video(frames: Tensor) -> Tensor:
 def normalize_frames(frames: Tensor) -> Tensor:
     """uint8 [..., H, W, C] images -> float [..., C, H, W], ImageNet-normalised."""
     return normalize_video(frames.unsqueeze(-4)).squeeze(-3)
+
+
+def resize_square(frame: np.ndarray, size: int) -> np.ndarray:
+    """An env's frame at its own size -> uint8 [size, size, 3] (bilinear; unchanged if it fits)."""
+    frame = np.asarray(frame, np.uint8)
+    if frame.shape[:2] == (size, size):
+        return frame
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from vjepa2.data.transforms import normalize_frames
+from vjepa2.data.transforms import normalize_frames, resize_square
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, shift_plan
 from vjepa2.planning.episodes import PlanningEpisode
 from vjepa2.world_model import WorldModel
@@ -24,15 +24,6 @@ class Agent(Protocol):
     def reset(self, episode: PlanningEpisode) -> None: ...
 
     def act(self, frame: np.ndarray) -> np.ndarray: ...
-
-
-def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
-    frame = np.asarray(frame, np.uint8)
-    if frame.shape[:2] == (size, size):
-        return frame
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
 
 
 class PlannerAgent:
@@ -60,7 +51,7 @@ class PlannerAgent:
         self._gen = torch.Generator(device=self.device)
 
     def encode(self, frame: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(resize_frame(frame, self.img_size)).to(self.device)
+        x = torch.from_numpy(resize_square(frame, self.img_size)).to(self.device)
         return self.model.encode(normalize_frames(x[None]))
 
     def reset(self, episode: PlanningEpisode) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vjepa2.data.transforms import normalize_frames
+from vjepa2.data.transforms import normalize_frames, resize_square
 from vjepa2.train.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 
 
@@ -118,9 +118,7 @@ class BCAgent:
         self._goal: Tensor | None = None
 
     def _prep(self, frame: np.ndarray) -> Tensor:
-        from vjepa2.planning.agents import resize_frame
-
-        x = torch.from_numpy(resize_frame(frame, self.policy.cfg.img_size))
+        x = torch.from_numpy(resize_square(frame, self.policy.cfg.img_size))
         return normalize_frames(x[None])
 
     def reset(self, episode) -> None:

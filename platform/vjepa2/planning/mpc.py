@@ -21,6 +21,7 @@ class EpisodeOutcome:
     steps: int
     plan_seconds: list[float] = field(default_factory=list)  # per act() call
     frames: list[np.ndarray] = field(default_factory=list)  # when recorded
+    goal_frame: np.ndarray | None = None  # when recorded
 
 
 def run_episode(
@@ -36,6 +37,7 @@ def run_episode(
     frame, info = env.reset(options={"state": episode.start_state})
     agent.reset(episode)
     frames = [frame] if record_frames else []
+    goal = episode.goal_frame if record_frames else None
     seconds: list[float] = []
     steps = 0
     while steps < budget:
@@ -48,8 +50,10 @@ def run_episode(
             if record_frames:
                 frames.append(frame)
             if env.is_success(info, episode.goal_info):
-                return EpisodeOutcome(episode.seed, agent.name, True, steps, steps, seconds, frames)
+                return EpisodeOutcome(
+                    episode.seed, agent.name, True, steps, steps, seconds, frames, goal
+                )
             if terminated or truncated:
                 budget = steps  # the episode is over
                 break
-    return EpisodeOutcome(episode.seed, agent.name, False, None, steps, seconds, frames)
+    return EpisodeOutcome(episode.seed, agent.name, False, None, steps, seconds, frames, goal)
