@@ -1,6 +1,12 @@
 """Ray Serve planning application: a trained world model behind ``POST /v1/plan``.
 
     serve run serve.app:build_app checkpoint=runs/demo/dynamics/final.pt
+    serve run serve.app:build_app checkpoint=models:/vjepa2-dynamics/1 \
+        tracking_uri=sqlite:///$PWD/runs/demo/mlflow.db
+
+``POST /v1/rollout`` rolls a given action sequence out from a frame and reports how close each
+predicted latent is to the encoding of target frames (cosine and the planner's energy), for
+diagnosing what the planner sees.
 
 Concurrent requests are merged by ``@serve.batch`` into one batched CEM call (the planner
 takes several problems at once), so a batch of B requests costs one set of rollouts of
@@ -11,6 +17,7 @@ JSON error and the replica stays up. Serve binds 127.0.0.1 unless told otherwise
 
 import base64
 import io
+import tempfile
 import time
 from typing import Any
 
@@ -21,7 +28,10 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from vjepa2.data.transforms import normalize_frames
+from vjepa2.eval.rollout import cosine
 from vjepa2.planning import CEMConfig, CEMPlanner
+from vjepa2.planning.cem import energy
+from vjepa2.tracking import fetch_checkpoint
 from vjepa2.train.builders import load_world_model
 
 VERSION = "0.1.0"
@@ -30,7 +40,8 @@ VERSION = "0.1.0"
 class AppArgs(BaseModel):
     """Typed arguments of ``build_app`` (``serve run serve.app:build_app key=value ...``)."""
 
-    checkpoint: str
+    checkpoint: str  # a dynamics final.pt, or an MLflow model URI (models:/vjepa2-dynamics/1)
+    tracking_uri: str = ""  # resolves a model URI; "" = $MLFLOW_TRACKING_URI
     device: str = "cpu"
     num_candidates: int = 300  # defaults for requests that do not override them
     horizon: int = 5
@@ -38,6 +49,7 @@ class AppArgs(BaseModel):
     max_candidates: int = 2000  # limits on what a request may ask for
     max_horizon: int = 20
     max_iterations: int = 30
+    max_rollout_steps: int = 50
     max_batch_size: int = 16
     batch_wait_timeout_s: float = 0.005
     max_request_bytes: int = 4 * 2**20
@@ -58,6 +70,21 @@ class PlanResponse(BaseModel):
     cost: float
     seconds: float  # server-side, decode + plan
     batch_size: int  # requests merged into the CEM call that served this one
+
+
+class RolloutRequest(BaseModel):
+    frame: str | list = Field(description="start frame: base64 PNG/JPEG, or uint8 [H, W, 3]")
+    actions: list[list[float]] = Field(description="actions to roll out, [T, d_a]")
+    targets: list[str | list] = Field(
+        description="one target frame (every step is compared with it) or T, one per step"
+    )
+
+
+class RolloutResponse(BaseModel):
+    cosine: list[float]  # [T]: predicted latent after step t vs the target's latent
+    energy: list[float]  # [T]: the planner's L2 energy for the same pairs
+    copy_cosine: list[float]  # [T]: the start frame's latent vs the target (no-change baseline)
+    seconds: float
 
 
 api = FastAPI(title="vjepa2 planning", version=VERSION)
@@ -98,7 +125,9 @@ class PlannerDeployment:
     def __init__(self, args: dict[str, Any]) -> None:
         self.args = AppArgs(**args)
         self.device = torch.device(self.args.device)
-        self.model, self.cfg = load_world_model(self.args.checkpoint)
+        self._download = tempfile.TemporaryDirectory(prefix="vjepa2-serve-")
+        path = fetch_checkpoint(self.args.checkpoint, self._download.name, self.args.tracking_uri)
+        self.model, self.cfg = load_world_model(path)
         self.model.eval().to(self.device)
         self.img_size = self.cfg.encoder.img_size
         self.action_dim = self.cfg.dynamics.action_dim
@@ -154,13 +183,16 @@ class PlannerDeployment:
                 out[n] = (result.actions[row].cpu().tolist(), float(result.cost[row]), len(idx))
         return out  # type: ignore[return-value]
 
-    @api.post("/v1/plan", response_model=PlanResponse)
-    async def plan(self, req: PlanRequest, request: Request) -> PlanResponse:
+    def _check_size(self, request: Request) -> None:
         # Checked before any image is decoded (the costly part of a request).
         size = request.headers.get("content-length", "0")
         limit = self.args.max_request_bytes
         if not size.isdigit() or int(size) > limit:
             raise HTTPException(413, f"request of {size} bytes exceeds {limit}")
+
+    @api.post("/v1/plan", response_model=PlanResponse)
+    async def plan(self, req: PlanRequest, request: Request) -> PlanResponse:
+        self._check_size(request)
         t0 = time.perf_counter()
         khi = self._limits(req)
         frame = decode_image(req.frame, self.img_size, "frame")
@@ -169,6 +201,45 @@ class PlannerDeployment:
         return PlanResponse(
             actions=actions, cost=cost, seconds=time.perf_counter() - t0, batch_size=batch
         )
+
+    def _rollout_actions(self, actions: list[list[float]]) -> torch.Tensor:
+        arr = np.asarray(actions, dtype=np.float64)
+        steps, limit = len(actions), self.args.max_rollout_steps
+        if arr.ndim != 2 or arr.shape[1] != self.action_dim or not 1 <= steps <= limit:
+            raise HTTPException(
+                422, f"actions: expected [T, {self.action_dim}] with 1 <= T <= {limit}, "
+                f"got shape {list(arr.shape)}",
+            )  # fmt: skip
+        if not np.all(np.isfinite(arr)):
+            raise HTTPException(400, "actions: contain NaN or inf")
+        return torch.from_numpy(arr).float().to(self.device)
+
+    @api.post("/v1/rollout", response_model=RolloutResponse)
+    async def rollout(self, req: RolloutRequest, request: Request) -> RolloutResponse:
+        self._check_size(request)
+        t0 = time.perf_counter()
+        actions = self._rollout_actions(req.actions)
+        steps = actions.shape[0]
+        if len(req.targets) not in (1, steps):
+            raise HTTPException(
+                422, f"targets: expected 1 or {steps} frames, got {len(req.targets)}"
+            )
+        frame = decode_image(req.frame, self.img_size, "frame")
+        targets = [
+            decode_image(t, self.img_size, f"targets[{n}]") for n, t in enumerate(req.targets)
+        ]
+        with torch.no_grad():
+            start = self._encode(torch.from_numpy(frame[None]))
+            goal = self._encode(torch.from_numpy(np.stack(targets)))
+            goal = goal.expand(steps, *goal.shape[1:]) if len(targets) == 1 else goal
+            predicted = self.model.rollout(start, actions[None])[0]  # [T, *S]
+            copy = start.expand_as(predicted)
+            return RolloutResponse(
+                cosine=cosine(predicted, goal).tolist(),
+                energy=energy(predicted, goal, "l2").tolist(),
+                copy_cosine=cosine(copy, goal).tolist(),
+                seconds=time.perf_counter() - t0,
+            )
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:

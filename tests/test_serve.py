@@ -14,6 +14,7 @@ import requests
 from vjepa2.config import apply_overrides, get_preset
 from vjepa2.envs import make_env
 from vjepa2.planning import make_episode
+from vjepa2.tracking import Tracker
 from vjepa2.train.local import run_local
 
 pytestmark = pytest.mark.slow
@@ -42,13 +43,20 @@ def service(ray_cluster, tmp_path_factory):
         ),
         progress=False,
     )
+    # Served from the registry, as a user would after training: the model URI resolves
+    # through the given tracking store only.
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    tracker = Tracker.start_or_resume(uri, "serve-test", run_key="dyn")
+    version = tracker.register_checkpoint_model(dyn.checkpoint, "serve-dynamics", "dynamics")
+    tracker.finish()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_app(
-        {"checkpoint": str(dyn.checkpoint), "num_candidates": 32, "iterations": 2,
-         "batch_wait_timeout_s": 0.2, "max_request_bytes": 200_000}
+        {"checkpoint": f"models:/serve-dynamics/{version}", "tracking_uri": uri,
+         "num_candidates": 32, "iterations": 2, "batch_wait_timeout_s": 0.2,
+         "max_request_bytes": 200_000}
     )  # fmt: skip
     serve.run(app, name="planner", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
@@ -66,6 +74,7 @@ def test_plan_health_and_version(service):
     assert requests.get(f"{service}/healthz", timeout=30).json() == {"status": "ok"}
     info = requests.get(f"{service}/v1/version", timeout=30).json()
     assert info["img_size"] == 64 and info["action_dim"] == 2
+    assert info["checkpoint"] == "models:/serve-dynamics/1"
     frame, goal = episode_frames()
     r = requests.post(
         f"{service}/v1/plan", json={"frame": png(frame), "goal": png(goal), "horizon": 4},
@@ -119,6 +128,57 @@ def test_bad_input_gets_a_clear_4xx_and_the_service_stays_up(service, change, st
     assert r.status_code == status, r.text
     assert message in r.json()["detail"]
     assert requests.get(f"{service}/healthz", timeout=30).status_code == 200
+
+
+def test_rollout_scores_an_action_sequence_against_targets(service):
+    env = make_env("tworoom")
+    ep = make_episode(env, 7, goal_offset=4)
+    frame, _ = env.reset(options={"state": ep.start_state})
+    frames = [frame]
+    for a in ep.oracle_actions[:4]:
+        frames.append(env.step(a)[0])
+    payload = {"frame": png(frame), "actions": np.asarray(ep.oracle_actions[:4]).tolist()}
+    per_step = requests.post(
+        f"{service}/v1/rollout", json={**payload, "targets": [png(f) for f in frames[1:]]},
+        timeout=60,
+    )  # fmt: skip
+    assert per_step.status_code == 200, per_step.text
+    body = per_step.json()
+    assert len(body["cosine"]) == len(body["energy"]) == len(body["copy_cosine"]) == 4
+    assert all(-1.0 <= c <= 1.0 + 1e-6 for c in body["cosine"] + body["copy_cosine"])
+    assert all(e >= 0 for e in body["energy"])
+    # One target is compared with every step; the last step matches the per-step answer.
+    single = requests.post(
+        f"{service}/v1/rollout", json={**payload, "targets": [png(frames[-1])]}, timeout=60
+    ).json()
+    assert single["cosine"][-1] == pytest.approx(body["cosine"][-1], abs=1e-5)
+    # The start frame as its own target: the no-change baseline is exactly 1.
+    itself = requests.post(
+        f"{service}/v1/rollout", json={**payload, "targets": [png(frame)]}, timeout=60
+    ).json()
+    assert itself["copy_cosine"] == pytest.approx([1.0] * 4, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"actions": [[0.1, 0.2, 0.3]]}, 422, "expected [T, 2]"),
+        ({"actions": [[0.1, 0.2]] * 51}, 422, "1 <= T <= 50"),
+        ({"actions": [[float("inf"), 0.0]]}, 400, "NaN or inf"),
+        ({"targets": []}, 422, "expected 1 or 1 frames"),
+        ({"targets": ["bm90IGFuIGltYWdl"]}, 400, "targets[0]"),
+    ],
+)
+def test_bad_rollout_input_gets_a_4xx(service, change, status, message):
+    frame, goal = episode_frames()
+    payload = {"frame": png(frame), "actions": [[0.1, 0.2]], "targets": [png(goal)], **change}
+    data = requests.models.complexjson.dumps(payload, allow_nan=True)
+    r = requests.post(
+        f"{service}/v1/rollout", data=data, headers={"content-type": "application/json"},
+        timeout=60,
+    )  # fmt: skip
+    assert r.status_code == status, r.text
+    assert message in r.json()["detail"]
 
 
 def test_closed_loop_client_drives_tworoom_through_the_service(service, capsys):

@@ -13,7 +13,7 @@ from torch import Tensor
 from vjepa2.world_model import WorldModel
 
 
-def _cosine(a: Tensor, b: Tensor) -> Tensor:
+def cosine(a: Tensor, b: Tensor) -> Tensor:
     """Mean cosine over tokens (pooled states are one token): [B]."""
     if a.dim() == 2:
         a, b = a.unsqueeze(1), b.unsqueeze(1)
@@ -21,7 +21,7 @@ def _cosine(a: Tensor, b: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def rollout_cosine(
+def rolloutcosine(
     model: WorldModel,
     frames: Tensor,
     actions: Tensor,
@@ -44,8 +44,8 @@ def rollout_cosine(
         return (pred.float() - states[:, k].float()).pow(2).sum()
 
     return {
-        "model": {k: float(_cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
-        "copy": {k: float(_cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
+        "model": {k: float(cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
+        "copy": {k: float(cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
         # Squared error of the model relative to the copy baseline's: < 1 means the model
         # predicts the change, not only the (often dominant) static content.
         "error_vs_copy": {
