@@ -54,6 +54,9 @@ class AppArgs(BaseModel):
     batch_wait_timeout_s: float = 0.005
     max_request_bytes: int = 4 * 2**20
     num_replicas: int = 1
+    # Requests a replica takes at once; Serve's default (5) would cap every batch at 5.
+    # 0 = twice max_batch_size, so one batch fills while the previous one runs.
+    max_ongoing_requests: int = 0
 
 
 class PlanRequest(BaseModel):
@@ -259,4 +262,7 @@ class PlannerDeployment:
 def build_app(args: dict[str, Any]) -> serve.Application:
     """``serve run serve.app:build_app checkpoint=...``; arguments are checked here."""
     parsed = AppArgs(**args)
-    return PlannerDeployment.options(num_replicas=parsed.num_replicas).bind(parsed.model_dump())
+    ongoing = parsed.max_ongoing_requests or 2 * parsed.max_batch_size
+    return PlannerDeployment.options(
+        num_replicas=parsed.num_replicas, max_ongoing_requests=ongoing
+    ).bind(parsed.model_dump())
