@@ -7,7 +7,10 @@ For each (K, I, H) setting and dynamics size it times one whole plan (I iteratio
 candidates rolled out H steps) from a pooled start state to a goal: the median of
 ``--repeats`` runs for the batched planner, one run for the naive loop (it is slow by
 design), and prints their ratio. Sizes: ``tiny`` is the tiny preset's dynamics model
-(width 96, depth 2); ``vit_l`` is a ViT-L-width predictor (width 1024, depth 6, 16 heads).
+(width 96, depth 2); ``vit_l`` is a ViT-L-width predictor (width 1024, depth 6, 16 heads);
+``pixel`` is the pixel-space baseline (``PixelWorldModel`` at its default width, on 64 px
+frames: use ``--no-naive``, its per-candidate loop takes minutes). Each row also carries the
+FLOPs of one candidate's rollout step.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import torch
 from vjepa2.config.components import DynamicsConfig
 from vjepa2.models.dynamics import DynamicsModel
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy
+from vjepa2.planning.flops import flops_per_step
+from vjepa2.planning.pixel_wm import PixelWMConfig, PixelWorldModel
 
 SIZES = {
     "tiny": {"state_dim": 96, "depth": 2, "num_heads": 4, "action_hidden": 64},
     "vit_l": {"state_dim": 1024, "depth": 6, "num_heads": 16, "action_hidden": 256},
 }
+PIXEL = "pixel"  # the pixel-space world model (planning/pixel_wm.py)
 SETTINGS = [(300, 30, 5), (1000, 5, 10)]  # (K, I, H)
 
 
@@ -61,7 +67,7 @@ def time_plan(planner: CEMPlanner, start, goal, device) -> float:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", nargs="+", default=["tiny"], choices=sorted(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["tiny"], choices=[*sorted(SIZES), PIXEL])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=5)
@@ -72,15 +78,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     rows = []
     for size in args.sizes:
-        cfg = DynamicsConfig(num_tokens=1, action_dim=2, **SIZES[size])
-        model = DynamicsModel(cfg).to(device=device, dtype=dtype).eval()
+        model, shape = build(size)
+        model = model.to(device=device, dtype=dtype).eval()
         params = sum(p.numel() for p in model.parameters())
         gen = torch.Generator().manual_seed(0)
-        start = torch.randn(1, cfg.state_dim, generator=gen).to(device, dtype)
-        goal = torch.randn(1, cfg.state_dim, generator=gen).to(device, dtype)
+        start = torch.randn(1, *shape, generator=gen).to(device, dtype)
+        goal = torch.randn(1, *shape, generator=gen).to(device, dtype)
 
         def step(s, a, model=model):
             return model.step(s, a.to(s.dtype))
+
+        flops = flops_per_step(step, start, torch.zeros(1, 2, device=device))
 
         for k, i, h in SETTINGS:
             cem = CEMConfig(num_candidates=k, iterations=i, horizon=h)
@@ -96,6 +104,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 {
                     "size": size,
                     "params": params,
+                    "flops_per_step": flops,
                     "device": str(device),
                     "dtype": args.dtype,
                     "threads": torch.get_num_threads(),
@@ -112,13 +121,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"{size:6s} K={k:5d} I={i:3d} H={h:3d}  batched {med * 1e3:9.1f} ms  "
                 + ("" if naive is None else f"naive {naive:8.2f} s  x{naive / med:7.1f}")
             )
-    print("\n| size | params | K | I | H | batched (median) | naive loop | speedup |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| size | params | FLOPs / step | K | I | H | batched (median) | naive loop | speedup |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         naive = "-" if r["naive_s"] is None else f"{r['naive_s']:.2f} s"
         speed = "-" if r["speedup"] is None else f"{r['speedup']:.0f}x"
         print(
-            f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['K']} | {r['I']} | {r['H']} | "
+            f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['flops_per_step'] / 1e6:.2f}M | "
+            f"{r['K']} | {r['I']} | {r['H']} | "
             f"{r['batched_s_median'] * 1e3:.0f} ms | {naive} | {speed} |"
         )
     out = Path(args.out)
@@ -126,6 +138,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.write_text(json.dumps(rows, indent=2))
     print(f"\nwrote {out}")
     return rows
+
+
+def build(size: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """The model of a size and the shape of its planning state (one problem)."""
+    if size == PIXEL:
+        cfg = PixelWMConfig()
+        return PixelWorldModel(cfg), (3, cfg.img_size, cfg.img_size)
+    cfg = DynamicsConfig(num_tokens=1, action_dim=2, **SIZES[size])
+    return DynamicsModel(cfg), (cfg.state_dim,)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,12 @@
 
 python -m jobs.evaluate --checkpoint runs/demo/dynamics/final.pt --episodes 50
 python -m jobs.evaluate --checkpoint ... --dataset runs/demo/data/tworoom --set cem.iterations=3
+python -m jobs.evaluate --checkpoint ... --config runs/sweeps/cem/best.yaml   # a CEM sweep's best
+
+With --dataset, the BC policy (and the pixel-space world model, when asked for with
+``--set "agents=[cem,pixel_wm]"``) train on its train split, once: ``<out>/bc.pt``,
+``<out>/pixel_wm.pt``, unless their checkpoints are given; without a dataset they are
+skipped. ``results.json`` also holds each planner's FLOPs per rollout step.
 
 Episodes fan out as Ray tasks (a chunk of seeds per CPU; ``--local`` runs in-process). The
 table lands in the terminal and ``<out>/results.md``, the figures and ``results.json`` beside
@@ -18,18 +24,27 @@ from dataclasses import replace
 from pathlib import Path
 
 from jobs.cli import add_overrides
-from vjepa2.config import ConfigError, apply_overrides, to_dict
-from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, markdown_table, summarize
+from vjepa2.config import ConfigError, apply_overrides, load_yaml, to_dict
+from vjepa2.eval.planning import (
+    PlanningEvalConfig,
+    evaluate_seeds,
+    markdown_table,
+    rollout_step_flops,
+    summarize,
+    train_missing_baselines,
+)
 from vjepa2.eval.plots import cosine_vs_horizon, plan_strip, success_bars
 from vjepa2.eval.report import log_evaluation
-from vjepa2.planning.bc import train_bc_on_dataset
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--checkpoint", required=True, help="a dynamics checkpoint (final.pt)")
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--dataset", help="video-action dataset for held-out rollout cos-sim")
+    p.add_argument("--config", help="evaluation YAML (e.g. a CEM sweep's best.yaml)")
+    p.add_argument("--episodes", type=int, help="episodes (default: the config's, 50)")
+    p.add_argument(
+        "--dataset", help="video-action dataset: held-out rollout cos-sim, BC and pixel_wm training"
+    )
     p.add_argument("--out", help="results folder (default: beside the checkpoint)")
     add_overrides(p, help="e.g. budget=50, goal_offset=25, cem.num_candidates=300")
     p.add_argument("--local", action="store_true", help="no Ray: episodes in this process")
@@ -39,23 +54,23 @@ def main(argv: list[str] | None = None) -> dict:
     if not ckpt.is_file():
         raise SystemExit(f"checkpoint not found: {ckpt}")
     try:
-        cfg = apply_overrides(PlanningEvalConfig(episodes=args.episodes), args.overrides)
+        cfg = load_yaml(PlanningEvalConfig, args.config) if args.config else PlanningEvalConfig()
+        if args.episodes is not None:
+            cfg = replace(cfg, episodes=args.episodes)
+        cfg = apply_overrides(cfg, args.overrides)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"config error: {exc}") from None
     out = Path(args.out) if args.out else ckpt.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    if "bc" in cfg.agents and not cfg.bc_checkpoint:
-        if args.dataset:
-            cfg = replace(cfg, bc_checkpoint=str(train_bc_on_dataset(args.dataset, out / "bc.pt")))
-        else:
-            print("bc: no --dataset to train the policy on and no bc_checkpoint; skipped")
-            cfg = replace(cfg, agents=tuple(a for a in cfg.agents if a != "bc"))
+    cfg = train_missing_baselines(cfg, args.dataset, out)
 
     t0 = time.perf_counter()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     outcomes = run_episodes(cfg, seeds, str(ckpt), args.local)
     rows = summarize(outcomes)
     results: dict = {"planning": rows, "config": to_dict(cfg)}
+    results["flops_per_step"] = flops = rollout_step_flops(cfg, str(ckpt))
+    flops_line = "FLOPs per rollout step: " + ", ".join(f"{k} {v:,}" for k, v in flops.items())
     figures = [success_bars(rows, out / "success.png")]
     for o in outcomes:
         if o.frames:
@@ -73,9 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
         figures.append(cosine_vs_horizon(results["rollout_cosine"], out / "cosine.png"))
     results["seconds"] = time.perf_counter() - t0
     table = markdown_table(rows)
-    (out / "results.md").write_text(table + "\n")
+    (out / "results.md").write_text(f"{table}\n\n{flops_line}\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\n{table}\n\nresults and figures in {out} ({results['seconds']:.0f} s)")
+    print(f"\n{table}\n\n{flops_line}\nresults and figures in {out} ({results['seconds']:.0f} s)")
     if not args.no_mlflow:
         print(f"MLflow: {log_evaluation(ckpt, results, [out / 'results.md', *figures])}")
     return results

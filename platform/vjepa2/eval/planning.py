@@ -2,12 +2,15 @@
 
 ``evaluate_seeds`` runs every agent on the same episodes (one environment, one world model
 per call, so a Ray task can take a chunk of seeds); ``summarize`` turns outcomes into rows
-with a 95% Wilson interval and planning seconds per executed step.
+with a 95% Wilson interval and planning seconds per executed step. "pixel_wm" is the same
+CEM on a pixel-space next-frame model (the seed's latent-vs-pixel comparison), and
+``rollout_step_flops`` what one candidate's step costs each planner.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +29,12 @@ from vjepa2.planning import (
 )
 from vjepa2.planning.agents import Agent
 
-AGENTS = ("cem", "bc", "random", "do_nothing", "oracle")
+AGENTS = ("cem", "bc", "pixel_wm", "random", "do_nothing", "oracle")
+PLANNERS = ("cem", "pixel_wm")  # the agents that plan with CEM on a model
+# pixel_wm is opt-in (--set "agents=[cem,pixel_wm]"): its step costs ~100x the tiny latent
+# step (91 vs 0.92 MFLOPs), ~90 s per K=300/I=5/H=5 plan on one CPU core, so by default it
+# would turn the 12-minute CPU evaluation into days.
+DEFAULT_AGENTS = ("cem", "bc", "random", "do_nothing", "oracle")
 
 
 @dataclass
@@ -37,8 +45,9 @@ class PlanningEvalConfig:
     goal_offset: int = 25  # the goal is the state 25 policy steps after the start
     budget: int = 50
     execute: int = 1  # actions executed per plan
-    agents: tuple[str, ...] = AGENTS
+    agents: tuple[str, ...] = DEFAULT_AGENTS
     bc_checkpoint: str = ""  # a goal-conditioned BC policy (jobs.evaluate trains one)
+    pixel_wm_checkpoint: str = ""  # a pixel-space world model (jobs.evaluate trains one)
     cem: CEMConfig = field(default_factory=lambda: CEMConfig(num_candidates=300, iterations=5))
 
     def __post_init__(self) -> None:
@@ -63,11 +72,45 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
         if not cfg.bc_checkpoint:
             raise ValueError("the bc agent needs bc_checkpoint (or --dataset to train one)")
         return BCAgent(load_bc(cfg.bc_checkpoint))
+    if name == "pixel_wm":
+        from vjepa2.planning.pixel_wm import load_pixel_wm
+
+        if not cfg.pixel_wm_checkpoint:
+            raise ValueError(
+                "the pixel_wm agent needs pixel_wm_checkpoint (or --dataset to train one)"
+            )
+        # The same CEM settings as "cem": only the model it plans on differs.
+        model = load_pixel_wm(cfg.pixel_wm_checkpoint)
+        return PlannerAgent(model, cfg.cem, execute=cfg.execute, name="pixel_wm")
     if name == "random":
         return RandomAgent(action_dim, cfg.cem.low, cfg.cem.high, seed=cfg.seed)
     if name == "do_nothing":
         return DoNothingAgent(action_dim)
     return OracleAgent()
+
+
+def train_missing_baselines(
+    cfg: PlanningEvalConfig, dataset: str | None, out: Path
+) -> PlanningEvalConfig:
+    """Each requested baseline without a checkpoint ("bc", "pixel_wm"): trained on
+    ``dataset``'s train split into ``out/<name>.pt`` (reused if there), or, with no dataset,
+    dropped from the agents with a printed note."""
+    from vjepa2.planning.bc import train_bc_on_dataset
+    from vjepa2.planning.pixel_wm import train_pixel_wm_on_dataset
+
+    trainers = {
+        "bc": ("bc_checkpoint", train_bc_on_dataset),
+        "pixel_wm": ("pixel_wm_checkpoint", train_pixel_wm_on_dataset),
+    }
+    for name, (key, train) in trainers.items():
+        if name not in cfg.agents or getattr(cfg, key):
+            continue
+        if dataset:
+            cfg = replace(cfg, **{key: str(train(dataset, Path(out) / f"{name}.pt"))})
+        else:
+            print(f"{name}: no --dataset to train it on and no {key}; skipped")
+            cfg = replace(cfg, agents=tuple(a for a in cfg.agents if a != name))
+    return cfg
 
 
 def evaluate_seeds(
@@ -89,6 +132,22 @@ def evaluate_seeds(
         return outcomes
     finally:
         env.close()
+
+
+def rollout_step_flops(cfg: PlanningEvalConfig, checkpoint: str | None) -> dict[str, int]:
+    """FLOPs of one candidate's rollout step, for each planning agent in ``cfg.agents``, from
+    the state of the first episode's start frame."""
+    env = make_env(cfg.env)
+    try:
+        frame, _ = env.reset(seed=cfg.seed)
+        action_dim = int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
+    flops = {}
+    for name in (a for a in cfg.agents if a in PLANNERS):
+        agent = build_agent(name, cfg, checkpoint, action_dim)
+        flops[name] = agent.step_flops(frame)
+    return flops
 
 
 def summarize(outcomes: list[EpisodeOutcome]) -> list[dict]:

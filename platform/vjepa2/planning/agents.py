@@ -1,7 +1,9 @@
-"""What acts in an MPC episode: the CEM planner on the world model, and the baselines.
+"""What acts in an MPC episode: the CEM planner on a world model, and the baselines.
 
 Every agent sees the current frame and returns the next actions to execute ([n, d_a]);
-``reset(episode)`` gives it the goal (and, to the oracle, the logged actions).
+``reset(episode)`` gives it the goal (and, to the oracle, the logged actions). The planner
+works with any model that encodes frames and steps states (``PlanningModel``): the latent
+``WorldModel`` ("cem") and the pixel-space baseline ("pixel_wm") share it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from vjepa2.data.transforms import normalize_frames, resize_square
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, shift_plan
 from vjepa2.planning.episodes import PlanningEpisode
-from vjepa2.world_model import WorldModel
+from vjepa2.planning.flops import flops_per_step
 
 
 class Agent(Protocol):
@@ -26,24 +28,40 @@ class Agent(Protocol):
     def act(self, frame: np.ndarray) -> np.ndarray: ...
 
 
+class PlanningModel(Protocol):
+    """What CEM plans with: normalised frames [B, C, H, W] -> states, and a batched step."""
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
+
+
+def planning_dims(model: PlanningModel) -> tuple[int, int]:
+    """(img_size, action_dim): declared by the model (the pixel world model), or read off a
+    ``WorldModel``'s encoder and dynamics, which own them there."""
+    if hasattr(model, "img_size") and hasattr(model, "action_dim"):
+        return int(model.img_size), int(model.action_dim)
+    return int(model.encoder.cfg.img_size), int(model.dynamics.action_dim)
+
+
 class PlannerAgent:
     """Encode frame and goal, plan H steps with CEM, execute the first ``execute`` actions."""
 
-    name = "cem"
-
     def __init__(
         self,
-        model: WorldModel,
+        model: PlanningModel,
         cfg: CEMConfig,
         *,
         execute: int = 1,
         warm_start: bool = True,
         device: str | torch.device = "cpu",
+        name: str = "cem",
     ) -> None:
+        self.name = name
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self.img_size = model.encoder.cfg.img_size
-        self.planner = CEMPlanner(model.step, model.dynamics.action_dim, cfg)
+        self.img_size, action_dim = planning_dims(model)
+        self.planner = CEMPlanner(model.step, action_dim, cfg)
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
         self._goal: torch.Tensor | None = None
@@ -53,6 +71,12 @@ class PlannerAgent:
     def encode(self, frame: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(resize_square(frame, self.img_size)).to(self.device)
         return self.model.encode(normalize_frames(x[None]))
+
+    @torch.no_grad()
+    def step_flops(self, frame: np.ndarray) -> int:
+        """FLOPs of one rollout step of one candidate from this frame's state."""
+        action = torch.zeros(1, self.planner.action_dim, device=self.device)
+        return flops_per_step(self.model.step, self.encode(frame), action)
 
     def reset(self, episode: PlanningEpisode) -> None:
         self._goal = self.encode(episode.goal_frame)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from vjepa2.data.transforms import normalize_frames, resize_square
+from vjepa2.planning.data import load_action_episodes
 from vjepa2.train.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 
 
@@ -97,16 +98,11 @@ def train_bc_on_dataset(dataset: str, path: str | Path, cfg: BCConfig | None = N
     path = Path(path)
     if path.exists():
         return path
-    from vjepa2.train.sources import DatasetSource
-
-    src = DatasetSource(dataset, "train", torch.device("cpu"))
-    assert src.actions is not None
-    d_a, size = src.actions.shape[-1], src.frames.shape[2]
-    cfg = cfg or BCConfig()
-    cfg = replace(cfg, img_size=size, action_dim=d_a)
+    data = load_action_episodes(dataset, "train")
+    cfg = replace(cfg or BCConfig(), img_size=data.img_size, action_dim=data.action_dim)
     t0 = time.perf_counter()
-    save_bc(train_bc(src.frames, src.actions, src.lengths, cfg), str(path))
-    print(f"bc: trained on {len(src)} episodes in {time.perf_counter() - t0:.0f} s -> {path}")
+    save_bc(train_bc(data.frames, data.actions, data.lengths, cfg), str(path))
+    print(f"bc: trained on {len(data)} episodes in {time.perf_counter() - t0:.0f} s -> {path}")
     return path
 
 
