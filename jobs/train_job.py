@@ -281,7 +281,12 @@ def _record_worker(out: Path, rank: int) -> None:
     """Who runs rank ``rank`` now: for operators (and the worker-kill test)."""
     folder = out / "workers"
     folder.mkdir(parents=True, exist_ok=True)
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "started": time.time(),
+    }
     (folder / f"rank{rank}.json").write_text(json.dumps(info))
 
 
