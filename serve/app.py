@@ -128,9 +128,10 @@ class PlannerDeployment:
     def __init__(self, args: dict[str, Any]) -> None:
         self.args = AppArgs(**args)
         self.device = torch.device(self.args.device)
-        self._download = tempfile.TemporaryDirectory(prefix="vjepa2-serve-")
-        path = fetch_checkpoint(self.args.checkpoint, self._download.name, self.args.tracking_uri)
-        self.model, self.cfg = load_world_model(path)
+        # A registry model is downloaded, loaded, and its download removed again.
+        with tempfile.TemporaryDirectory(prefix="vjepa2-serve-") as tmp:
+            path = fetch_checkpoint(self.args.checkpoint, tmp, self.args.tracking_uri)
+            self.model, self.cfg = load_world_model(path)
         self.model.eval().to(self.device)
         self.img_size = self.cfg.encoder.img_size
         self.action_dim = self.cfg.dynamics.action_dim
