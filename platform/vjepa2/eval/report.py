@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vjepa2.tracking import Tracker
+
+
+def start_eval_run(checkpoint: Path, prefix: str, uri: str = "") -> Tracker:
+    """A new run of the ``vjepa2-eval`` experiment, named ``<prefix>-<training run>``.
+
+    The store is ``uri``, else ``MLFLOW_TRACKING_URI``, else the training run's own (the
+    SQLite file beside ``<run>/pretrain`` and ``<run>/dynamics``).
+    """
+    from vjepa2.tracking import Tracker, resolve_tracking_uri
+
+    run_root = checkpoint.parent.parent
+    return Tracker.start_or_resume(
+        resolve_tracking_uri(uri, run_root),
+        "vjepa2-eval",
+        run_key=f"{checkpoint}@{time.time_ns()}",
+        run_name=f"{prefix}-{run_root.name}",
+    )
 
 
 def log_evaluation(checkpoint: Path, results: dict, artifacts: list[Path]) -> str:
     """Params (checkpoint, protocol), per-agent success and planning time, rollout cos-sim
     by horizon, and the files; returns where to look. The store is the training run's."""
-    from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
+    from vjepa2.tracking import flatten_params
 
-    run_root = checkpoint.parent.parent
-    tracker = Tracker.start_or_resume(
-        resolve_tracking_uri("", run_root),
-        "vjepa2-eval",
-        run_key=f"{checkpoint}@{time.time_ns()}",
-        run_name=f"eval-{run_root.name}",
-    )
+    tracker = start_eval_run(checkpoint, "eval")
     tracker.log_params(flatten_params({"checkpoint": str(checkpoint), **results["config"]}))
     for r in results["planning"]:
         name = r["agent"]
@@ -27,6 +42,22 @@ def log_evaluation(checkpoint: Path, results: dict, artifacts: list[Path]) -> st
     for key, by_k in results.get("rollout_cosine", {}).items():
         for k, v in by_k.items():
             tracker.log_metrics({f"rollout_{key}": v}, int(k))
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.finish()
+    return tracker.run_url()
+
+
+def log_probes(checkpoint: Path, results: dict, artifacts: list[Path], uri: str = "") -> str:
+    """Params (checkpoint, probe protocol), test and train top-1 per (encoder, probe) and the
+    files, as one ``vjepa2-eval`` run; returns where to look."""
+    from vjepa2.tracking import flatten_params
+
+    tracker = start_eval_run(checkpoint, "probe", uri)
+    tracker.log_params(flatten_params({"checkpoint": str(checkpoint), **results["config"]}))
+    for r in results["probes"]:
+        name = f"{r['encoder']}/{r['probe']}"
+        tracker.log_metrics({f"{name}/top1": r["top1"], f"{name}/train_top1": r["train_top1"]}, 0)
     for path in artifacts:
         tracker.log_artifact(path)
     tracker.finish()
