@@ -9,6 +9,7 @@ progress bar. The Ray Train jobs run the same loop and write the same checkpoint
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from vjepa2.train.loop import (
     InMemoryBatches,
     JobConfig,
     LoopSettings,
+    TrainTask,
     build_task,
     resolve_device,
     run_loop,
@@ -40,11 +42,14 @@ def run_local(
     resume: bool = True,
     progress: bool = True,
     stop_at: int | None = None,
+    on_checkpoint: Callable[[int, TrainTask, dict[str, float]], None] | None = None,
 ) -> RunResult:
     """Train either phase in this process, on synthetic data or a dataset decoded into memory.
 
     ``stop_at`` ends this call early (checkpointing there) without changing the schedules,
     which stay defined by ``train.steps``: a later call resumes where this one stopped.
+    ``on_checkpoint(steps_done, task, last_row)`` runs after each checkpoint is written (a
+    sweep scores the model there).
     """
     task = build_task(cfg, resolve_device(cfg.train.device))
     train = cfg.train
@@ -71,9 +76,11 @@ def run_local(
 
     checkpoint = last
 
-    def save(done: int, _row: dict[str, float]) -> None:
+    def save(done: int, row: dict[str, float]) -> None:
         nonlocal checkpoint
         checkpoint = task.save(ckpt_dir / f"step_{done:07d}.pt", done)
+        if on_checkpoint is not None:
+            on_checkpoint(done, task, row)
 
     end = train.steps if stop_at is None else min(stop_at, train.steps)
     settings = LoopSettings(
