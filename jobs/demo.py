@@ -1,7 +1,8 @@
-"""The whole pipeline on the embedded default: collect TwoRoom -> Phase 1 -> Phase 2 -> evaluate.
+"""The whole pipeline on the embedded default: collect -> Phase 1 -> Phase 2 -> evaluate.
 
 python -m jobs.demo                                   # tiny preset, everything under runs/demo
 python -m jobs.demo --episodes 400 --set pretrain.train.steps=1000
+python -m jobs.demo --env pusht --preset pusht --episodes 1000 --out runs/pusht   # hours on CPU
 
 Every stage runs on Ray (an embedded instance unless ``RAY_ADDRESS`` is set) and is tracked
 in MLflow; rerunning reuses the dataset and the finished checkpoints.
@@ -31,22 +32,23 @@ PLAN_AGENTS = ("cem", "random", "do_nothing", "oracle")
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--env", choices=("tworoom", "pusht"), default="tworoom")
+    parser.add_argument("--preset", default="tiny", help="tiny (minutes), tworoom or pusht (hours)")
     parser.add_argument("--out", default="runs/demo")
-    parser.add_argument("--episodes", type=int, default=120, help="TwoRoom episodes to collect")
+    parser.add_argument("--episodes", type=int, default=120, help="episodes to collect")
     parser.add_argument("--steps-per-episode", type=int, default=40)
     parser.add_argument("--plan-episodes", type=int, default=10, help="0: skip planning")
     add_overrides(parser, help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
-    data = out / "data" / "tworoom"
+    data = out / "data" / args.env
     t0 = time.perf_counter()
     ensure_ray()
     run_collect(
         CollectConfig(
             out=str(data),
-            env="tworoom",
+            env=args.env,
             episodes=args.episodes,
             steps_per_episode=args.steps_per_episode,
             img_size=64,
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, _ = load_world_model(dyn.checkpoint)
     frames, actions = load_episode_windows(str(data), "val", num_frames=11)
     cos = rollout_cosine(model, frames, actions, (1, 5, 10))
-    plan_cfg = PlanningEvalConfig(episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS)
+    plan_cfg = PlanningEvalConfig(
+        env=args.env, episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS
+    )
     seeds = [plan_cfg.seed + i for i in range(args.plan_episodes)]
     planning = summarize(run_episodes(plan_cfg, seeds, str(dyn.checkpoint), False)) if seeds else []
     p, d = pre.history, dyn.history

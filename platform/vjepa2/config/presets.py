@@ -1,7 +1,8 @@
 """Named presets: plain functions returning a full job config.
 
-``tiny`` runs on a laptop CPU in minutes and is what CI uses; the others carry the seed's
-hyperparameters (section 5) at real sizes.
+``tiny`` runs on a laptop CPU in minutes and is what CI uses; ``tworoom`` and ``pusht`` are
+sized for a few hours on CPU (minutes on a GPU) toward the seed's planning targets; the others
+carry the seed's hyperparameters (section 5) at real sizes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vjepa2.config.components import (
 )
 from vjepa2.config.jobs import (
     DataConfig,
+    DatasetSourceConfig,
     DynamicsTrainConfig,
     PretrainConfig,
     SyntheticDataConfig,
@@ -89,9 +91,66 @@ def dynamics_vit_h() -> DynamicsTrainConfig:
     )
 
 
+def _env_encoder() -> EncoderConfig:
+    # 8 px patches: an 8x8 grid per frame pair, so a 2-3 px agent or block move changes a
+    # token's content rather than a sixteenth of one (the tiny preset's 16 px patches).
+    return EncoderConfig(
+        img_size=64, num_frames=8, patch_size=8, tubelet_size=2, embed_dim=128, depth=6,
+        num_heads=4,
+    )  # fmt: skip
+
+
+def _env_data(env: str) -> DataConfig:
+    # Where ``jobs.demo --env <env> --out runs/<env>`` collects it.
+    return DataConfig(source="dataset", dataset=DatasetSourceConfig(path=f"runs/{env}/data/{env}"))
+
+
+def _pretrain_env(env: str, steps: int) -> PretrainConfig:
+    return PretrainConfig(
+        encoder=_env_encoder(),
+        predictor=PredictorConfig(embed_dim=64, depth=4, num_heads=4),
+        mask=MaskConfig.seed(),
+        ema=EMAConfig(start=0.996, end=1.0),
+        optim=OptimConfig(lr=5e-4, min_lr=1e-5, warmup_steps=steps // 20, weight_decay=0.05),
+        data=_env_data(env),
+        train=TrainConfig(
+            steps=steps, batch_size=16, log_every=50, checkpoint_every=500, out_dir=f"runs/{env}"
+        ),
+    )
+
+
+def _dynamics_env(env: str, steps: int) -> DynamicsTrainConfig:
+    cfg = DynamicsTrainConfig(
+        encoder=_env_encoder(),
+        dynamics=DynamicsConfig(action_dim=2, depth=4, num_heads=4, action_hidden=128),
+        optim=OptimConfig(lr=5e-4, min_lr=1e-5, warmup_steps=steps // 20, weight_decay=0.01),
+        data=_env_data(env),
+        train=TrainConfig(
+            steps=steps, batch_size=32, log_every=50, checkpoint_every=500, out_dir=f"runs/{env}"
+        ),
+    )
+    # The token grid, not the mean token: latent distance to the goal then finds the goal
+    # frame among an episode's frames (docs/results.md, 2026-12-01 probes); 3-step rollouts
+    # in the loss keep multi-step predictions on the states' manifold.
+    cfg.state.pooled = False
+    cfg.loss.horizon = 3
+    return cfg
+
+
 PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
-    "pretrain": {"tiny": pretrain_tiny, "vit_l": pretrain_vit_l, "vit_h": pretrain_vit_h},
-    "dynamics": {"tiny": dynamics_tiny, "vit_h": dynamics_vit_h},
+    "pretrain": {
+        "tiny": pretrain_tiny,
+        "tworoom": lambda: _pretrain_env("tworoom", 6000),
+        "pusht": lambda: _pretrain_env("pusht", 8000),
+        "vit_l": pretrain_vit_l,
+        "vit_h": pretrain_vit_h,
+    },
+    "dynamics": {
+        "tiny": dynamics_tiny,
+        "tworoom": lambda: _dynamics_env("tworoom", 4000),
+        "pusht": lambda: _dynamics_env("pusht", 6000),
+        "vit_h": dynamics_vit_h,
+    },
 }
 
 
