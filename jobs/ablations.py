@@ -5,19 +5,25 @@ python -m jobs.ablations --dataset ... --only full no_ema --episodes 50
 
 Variants that keep the Phase-1 recipe share the full run's encoder; each row then trains its
 own dynamics model and is scored by held-out rollout cos-sim (1/5/10 steps, beside the copy
-baseline) and CEM planning success. Results: ``<out>/ablations.md`` and ``ablations.json``.
+baseline) and CEM planning success. Results: ``<out>/ablations.md``, ``ablations.json`` and
+``ablations.png`` (error/copy by horizon, success bars), and one MLflow run of the
+``vjepa2-eval`` experiment with every row's metrics; all rows train into one store
+(``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from jobs.cli import add_overrides
 from jobs.train_job import fit
 from vjepa2.config import apply_overrides, get_preset
 from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, summarize
+from vjepa2.eval.plots import ablation_curves
+from vjepa2.eval.report import log_ablations
 from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
 from vjepa2.train.builders import load_world_model
 
@@ -45,16 +51,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_overrides(p, help="overrides for both phases, e.g. train.steps=100")
     add_overrides(p, "--plan-set", "plan_overrides", "planning, e.g. cem.num_candidates=300")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--no-mlflow", action="store_true", help="no summary run in MLflow")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     data = str(Path(args.dataset).resolve())
-    common = ["data.source=dataset", f"data.dataset.path={data}", *args.overrides]
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
+    common = [
+        "data.source=dataset",
+        f"data.dataset.path={data}",
+        f"tracking.uri={uri}",
+        *args.overrides,
+    ]
     frames, actions = load_episode_windows(data, "val", num_frames=11)
     planning = apply_overrides(
         PlanningEvalConfig(episodes=args.episodes, agents=("cem",)), args.plan_overrides
     )
     seeds = [planning.seed + i for i in range(args.episodes)]
-    rows, encoders = [], {}
+    rows, encoders, checkpoints = [], {}, []
     for name in args.only or list(ABLATIONS):
         pre_over, dyn_over = ABLATIONS[name]
         encoder = ""
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             [*common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}", *dyn_over],
         )
         ckpt = fit(dyn, progress=not args.quiet).checkpoint
+        checkpoints.append(Path(ckpt))
         model, _ = load_world_model(ckpt)
         cos = rollout_cosine(model, frames, actions, (1, 5, 10))
         (success,) = summarize(evaluate_seeds(planning, seeds, str(ckpt)))
@@ -80,7 +94,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.md").write_text(table + "\n")
     (out / "ablations.json").write_text(json.dumps(rows, indent=2))
+    figure = ablation_curves(rows, out / "ablations.png")
     print(f"\n{table}\n\nwritten to {out}")
+    if not args.no_mlflow:
+        files = [out / "ablations.md", out / "ablations.json", figure]
+        print(f"MLflow: {log_ablations(checkpoints[0], rows, files, uri)}")
     return rows
 
 

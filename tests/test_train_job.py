@@ -198,6 +198,17 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
     # The no-Phase-1 row has no encoder checkpoint; the full row trained one.
     assert (tmp_path / "full" / "pretrain" / "final.pt").is_file()
     assert not (tmp_path / "no_phase1" / "pretrain").exists()
+    assert (tmp_path / "ablations.png").stat().st_size > 0
+    # One summary run holds every row's metrics and the files.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("vjepa2-eval").experiment_id])
+    assert {"full/success_rate", "no_phase1/error_vs_copy"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "full/rollout_cos")
+    assert sorted(m.step for m in history) == [1, 5, 10]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"ablations.md", "ablations.png"} <= artifacts
 
 
 def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsys):

@@ -71,3 +71,33 @@ def cosine_vs_horizon(cos: dict[str, dict[int, float]], path: str | Path) -> Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def ablation_curves(rows: list[dict], path: str | Path) -> Path:
+    """Per ablation: rollout error relative to the copy baseline against the horizon (left;
+    below 1 = predicts the change) and CEM planning success with its 95% interval (right)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for r in rows:
+        err = r["rollout_cosine"]["error_vs_copy"]
+        ks = sorted(int(k) for k in err)
+        left.plot(ks, [err[k] if k in err else err[str(k)] for k in ks], marker="o",
+                  label=r["ablation"])  # fmt: skip
+    left.axhline(1.0, color="grey", lw=0.8, ls="--")
+    left.set_xlabel("rollout steps")
+    left.set_ylabel("squared error / copy baseline's")
+    left.legend(fontsize=7)
+    names = [r["ablation"] for r in rows]
+    s = [r["planning"] for r in rows]
+    rate = np.array([x["success_rate"] for x in s])
+    err_bars = np.array([[x["success_rate"] - x["ci95_low"], x["ci95_high"] - x["success_rate"]]
+                         for x in s]).T  # fmt: skip
+    right.bar(names, rate * 100, yerr=err_bars * 100, capsize=4, color="#4c72b0")
+    right.set_ylim(0, 105)
+    right.set_ylabel("planning success (%)")
+    right.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.suptitle(f"ablations ({s[0]['episodes']} episodes per row, 95% CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -64,6 +64,34 @@ def log_probes(checkpoint: Path, results: dict, artifacts: list[Path], uri: str 
     return tracker.run_url()
 
 
+def log_ablations(checkpoint: Path, rows: list[dict], artifacts: list[Path], uri: str) -> str:
+    """Per ablation row: cos-sim and error/copy by horizon, planning success and interval, as
+    one ``vjepa2-eval`` run named after the full row's run folder; returns where to look."""
+    tracker = start_eval_run(checkpoint, "ablations", uri)
+    for r in rows:
+        name, cos, plan = r["ablation"], r["rollout_cosine"], r["planning"]
+        tracker.log_metrics(
+            {
+                f"{name}/success_rate": plan["success_rate"],
+                f"{name}/ci95_low": plan["ci95_low"],
+                f"{name}/ci95_high": plan["ci95_high"],
+            },
+            0,
+        )
+        for k in cos["model"]:
+            tracker.log_metrics(
+                {
+                    f"{name}/rollout_cos": cos["model"][k],
+                    f"{name}/error_vs_copy": cos["error_vs_copy"][k],
+                },
+                int(k),
+            )
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.finish()
+    return tracker.run_url()
+
+
 def pipeline_report(s: dict) -> str:
     """The demo's tables: both phases' losses and throughput, collapse, rollouts, links."""
     lines: list[str] = []

@@ -21,7 +21,7 @@ def cosine(a: Tensor, b: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def rolloutcosine(
+def rollout_cosine(
     model: WorldModel,
     frames: Tensor,
     actions: Tensor,
