@@ -42,6 +42,9 @@ def cem_space() -> dict[str, Any]:
         "elite_frac": tune.uniform(0.05, 0.3),
         "init_std": tune.uniform(0.3, 1.5),
         "momentum": tune.uniform(0.0, 0.5),
+        # The final state's distance to the goal, or summed over the horizon (more shape
+        # where the final-state energy is flat).
+        "cost": tune.choice(["final", "sum"]),
     }
 
 
@@ -71,6 +74,7 @@ def with_cem(eval_cfg: Any, params: dict[str, Any]) -> Any:
         elite_frac=float(params["elite_frac"]),
         init_std=float(params["init_std"]),
         momentum=float(params["momentum"]),
+        cost=str(params.get("cost", eval_cfg.cem.cost)),
     )
     return replace(eval_cfg, cem=cem)
 
