@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     planning = summarize(run_episodes(plan_cfg, seeds, str(dyn.checkpoint), False)) if seeds else []
     p, d = pre.history, dyn.history
     summary = {
+        "env": args.env,
         "dataset": {"path": str(data), "seconds": t_data},
         "pretrain": {
             "checkpoint": str(pre.checkpoint),

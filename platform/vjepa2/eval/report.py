@@ -124,7 +124,8 @@ def pipeline_report(s: dict) -> str:
     if s.get("planning"):
         from vjepa2.eval.planning import markdown_table
 
-        out(f"\nPlanning on {s['planning'][0]['episodes']} held-out TwoRoom episodes (CEM + MPC):")
+        env = s.get("env", "TwoRoom")
+        out(f"\nPlanning on {s['planning'][0]['episodes']} held-out {env} episodes (CEM + MPC):")
         out(markdown_table(s["planning"]))
     out(f"\nMLflow: pretrain {p['mlflow']}\n        dynamics {d['mlflow']}")
     out(f"Total {s['seconds_total']:.0f} s (data {s['dataset']['seconds']:.0f} s)")

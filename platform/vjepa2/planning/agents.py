@@ -69,7 +69,8 @@ class PlannerAgent:
         self._gen = torch.Generator(device=self.device)
 
     def encode(self, frame: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(resize_square(frame, self.img_size)).to(self.device)
+        # A copy: env frames may be read-only views, which torch will not wrap.
+        x = torch.from_numpy(np.array(resize_square(frame, self.img_size))).to(self.device)
         return self.model.encode(normalize_frames(x[None]))
 
     @torch.no_grad()
