@@ -171,9 +171,10 @@ def two_nodes(tmp_path):
                 text=True,
                 timeout=60,
             )
-            if listed.returncode != 0:
+            try:  # before any node has registered it prints a message, not JSON
+                nodes = json.loads(listed.stdout) if listed.returncode == 0 else []
+            except json.JSONDecodeError:
                 return False
-            nodes = json.loads(listed.stdout)
             return sum(n["state"] == "ALIVE" for n in nodes) == 2
 
         logs = [tmp_path / "head.log", tmp_path / "second.log"]
