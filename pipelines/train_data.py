@@ -87,12 +87,18 @@ class StreamBatches:
             local_shuffle_seed=seed if shuffle_buffer else None,
         )
         self._it = iter(batches)
+        self._served = 0
 
     def batch(self, step: int) -> tuple[Any, ...]:
         try:
             b = next(self._it)
         except StopIteration:
-            raise RuntimeError(f"the training data stream ended early, at step {step}") from None
+            # How many came says whether the shard was short or this worker read it twice.
+            raise RuntimeError(
+                f"the training data stream ended early, at step {step}, after {self._served} "
+                "batches from this worker's shard"
+            ) from None
+        self._served += 1
         if self.kind == "pretrain":
             return (normalize_video(b["frames"]),)
         return normalize_frames(b["frames"]), b["actions"].float()
