@@ -29,9 +29,9 @@ from ray import serve
 
 from vjepa2.data.transforms import normalize_frames
 from vjepa2.eval.rollout import cosine
+from vjepa2.model_uri import fetch_checkpoint
 from vjepa2.planning import CEMConfig, CEMPlanner
 from vjepa2.planning.cem import energy
-from vjepa2.tracking import fetch_checkpoint
 from vjepa2.train.builders import load_world_model
 
 VERSION = "0.1.0"

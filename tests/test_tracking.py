@@ -307,3 +307,20 @@ def test_pretrain_checkpoint_model_pools_target_tokens(checkpoints):
     np.testing.assert_allclose(latents, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="kind"):
         CheckpointModel("other")
+
+
+def test_fetch_checkpoint_resolves_paths_and_refuses_what_it_cannot(uri, tmp_path, monkeypatch):
+    from vjepa2.model_uri import fetch_checkpoint, is_model_uri
+
+    assert is_model_uri("models:/m/1") and is_model_uri("runs:/abc/model")
+    assert not is_model_uri("runs/demo/dynamics/final.pt")
+    local = tmp_path / "final.pt"
+    local.write_bytes(b"x")
+    assert fetch_checkpoint(local, tmp_path / "dl") == local  # a path is used as it is
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        fetch_checkpoint(tmp_path / "missing.pt", tmp_path / "dl")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match="tracking URI"):
+        fetch_checkpoint("models:/m/1", tmp_path / "dl")
+    with pytest.raises(FileNotFoundError, match="not found in"):
+        fetch_checkpoint("models:/no-such-model/1", tmp_path / "dl", uri)
