@@ -43,15 +43,9 @@ def free_port() -> int:
 
 
 def tiny_checkpoint(out: Path) -> Path:
-    from vjepa2.config import apply_overrides, get_preset
-    from vjepa2.train.local import run_local
+    from vjepa2.train.local import train_tiny_world_model
 
-    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
-    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
-    dyn = apply_overrides(
-        get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
-    )
-    return Path(run_local(dyn, progress=False).checkpoint)
+    return Path(train_tiny_world_model(out)[1].checkpoint)
 
 
 def request_body() -> dict:

@@ -45,7 +45,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--trials", type=int, default=16)
-    p.add_argument("--concurrent", type=int, default=0, help="trials at once (0: CPU count)")
+    p.add_argument(
+        "--concurrent", type=int, default=0, help="trials at once (0: half the cluster's CPUs)"
+    )
     p.add_argument("--reports", type=int, default=4, help="scores per trial (ASHA rungs)")
     p.add_argument("--search", choices=("optuna", "random"), default="optuna")
     p.add_argument("--seed", type=int, default=0, help="the searcher's seed")
@@ -143,6 +145,8 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     ensure_ray()
     import ray
 
+    # The embedded instance counts twice the cores as logical CPUs (jobs.ray_runtime): half of
+    # them is a trial per core.
     concurrent = args.concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)) // 2)
     parent = None if args.no_mlflow else start_sweep_run(args, out, setup)
     callbacks = [] if parent is None else [MlflowTrials(parent, metric)]

@@ -24,6 +24,21 @@ def tiny_pretrain(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """(Phase-1, Phase-2) RunResults of the tiny preset, 2 steps each: trained once, read by
+    every test that needs a real checkpoint pair (and written to by none)."""
+    from vjepa2.train.local import train_tiny_world_model
+
+    return train_tiny_world_model(tmp_path_factory.mktemp("tiny_world_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_world_model(tiny_checkpoints):
+    """The tiny dynamics checkpoint (final.pt, encoder inside)."""
+    return tiny_checkpoints[1].checkpoint
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray instance for the whole test session, shut down at the end.
 

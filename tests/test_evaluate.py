@@ -8,19 +8,6 @@ import pytest
 from mlflow import MlflowClient
 
 from jobs import evaluate
-from vjepa2.config import apply_overrides, get_preset
-from vjepa2.train.local import run_local
-
-
-@pytest.fixture(scope="module")
-def tiny_world_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wm")
-    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
-    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
-    dyn_cfg = apply_overrides(
-        get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
-    )
-    return run_local(dyn_cfg, progress=False).checkpoint
 
 
 @pytest.mark.slow

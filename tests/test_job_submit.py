@@ -198,12 +198,9 @@ def submit(address: str, env: dict, *job: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_pretraining_submitted_as_a_ray_job(local_head, tmp_path):
-    address, env = local_head
-    out = tmp_path / "run"
-    done = submit(
-        address,
-        env,
+def tiny_pretraining(out: Path) -> list[str]:
+    """The job's module and arguments: 4 steps on 8 synthetic videos."""
+    return [
         "jobs.pretrain",
         "--quiet",
         f"--set=train.out_dir={out}",
@@ -211,6 +208,16 @@ def test_pretraining_submitted_as_a_ray_job(local_head, tmp_path):
         "--set=train.checkpoint_every=2",
         "--set=train.batch_size=4",
         "--set=data.synthetic.num_videos=8",
+    ]
+
+
+def test_pretraining_submitted_as_a_ray_job(local_head, tmp_path):
+    address, env = local_head
+    out = tmp_path / "run"
+    done = submit(
+        address,
+        env,
+        *tiny_pretraining(out),
     )
     logs = done.stdout + done.stderr
     assert done.returncode == 0, logs
@@ -226,13 +233,7 @@ def test_two_worker_pretraining_spans_both_nodes(two_nodes, tmp_path):
     done = submit(
         address,
         env,
-        "jobs.pretrain",
-        "--quiet",
-        f"--set=train.out_dir={out}",
-        "--set=train.steps=4",
-        "--set=train.checkpoint_every=2",
-        "--set=train.batch_size=4",
-        "--set=data.synthetic.num_videos=8",
+        *tiny_pretraining(out),
         "--set=cluster.num_workers=2",
         "--set=cluster.cpus_per_worker=2",
     )

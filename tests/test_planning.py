@@ -178,3 +178,15 @@ def test_behaviour_cloning_fits_hindsight_goals_and_round_trips(tmp_path):
     with torch.no_grad():
         x = agent._prep(episode.goal_frame)
         assert torch.equal(policy(x, x), agent.policy(x, x))
+
+
+def test_agents_frames_are_resized_into_writable_arrays():
+    from vjepa2.data.transforms import resize_square
+
+    # Renders and PIL buffers can be read-only; torch.from_numpy must be able to wrap the result.
+    for shape in ((96, 96, 3), (64, 64, 3)):
+        frame = np.full(shape, 7, np.uint8)
+        frame.setflags(write=False)
+        out = resize_square(frame, 64)
+        assert out.shape == (64, 64, 3) and out.flags.writeable and int(out[0, 0, 0]) == 7
+        torch.from_numpy(out)

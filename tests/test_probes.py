@@ -10,7 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from jobs import probe as probe_job
-from vjepa2.config import ConfigError, EncoderConfig, apply_overrides, get_preset
+from vjepa2.config import ConfigError, EncoderConfig, apply_overrides
 from vjepa2.eval.probes import (
     NUM_CLASSES,
     PROBES,
@@ -24,7 +24,6 @@ from vjepa2.eval.probes import (
     random_encoder,
     run_probes,
 )
-from vjepa2.train.local import run_local
 
 TINY_ENCODER = EncoderConfig(
     img_size=32, num_frames=4, patch_size=16, tubelet_size=2, embed_dim=32, depth=1, num_heads=2
@@ -131,11 +130,9 @@ def test_bad_probe_configs_are_errors(overrides, message):
 # --------------------------------------------------------------------------- the job
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe_run")
-    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
-    return run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
+@pytest.fixture
+def tiny_checkpoint(tiny_checkpoints):
+    return tiny_checkpoints[0]
 
 
 SMALL = ["--set=train_per_class=2", "--set=test_per_class=1", "--set=epochs=2", "--quiet"]

@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import requests
 
-from vjepa2.config import apply_overrides, get_preset
 from vjepa2.envs import make_env
 from vjepa2.planning import make_episode
 from vjepa2.tracking import Tracker
-from vjepa2.train.local import run_local
 
 pytestmark = pytest.mark.slow
 
@@ -29,25 +27,17 @@ def png(frame: np.ndarray) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(ray_cluster, tmp_path_factory):
+def service(ray_cluster, tiny_world_model, tmp_path_factory):
     from ray import serve
 
     from serve.app import build_app
 
     out = tmp_path_factory.mktemp("serve")
-    common = [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2"]
-    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
-    dyn = run_local(
-        apply_overrides(
-            get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
-        ),
-        progress=False,
-    )
     # Served from the registry, as a user would after training: the model URI resolves
     # through the given tracking store only.
     uri = f"sqlite:///{out / 'mlflow.db'}"
     tracker = Tracker.start_or_resume(uri, "serve-test", run_key="dyn")
-    version = tracker.register_checkpoint_model(dyn.checkpoint, "serve-dynamics", "dynamics")
+    version = tracker.register_checkpoint_model(tiny_world_model, "serve-dynamics", "dynamics")
     tracker.finish()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,9 +7,8 @@ from mlflow import MlflowClient
 
 from jobs.sweep import VALIDATION_SEED, main, parse
 from jobs.sweep_trials import mask_group, with_cem
-from vjepa2.config import PretrainConfig, apply_overrides, get_preset, load_yaml
+from vjepa2.config import PretrainConfig, load_yaml
 from vjepa2.eval.planning import PlanningEvalConfig
-from vjepa2.train.local import run_local
 
 
 def test_trial_parameters_become_valid_configs():
@@ -78,18 +77,12 @@ def test_masking_sweep_scores_trials_and_exports_the_best_pretrain_config(ray_cl
 
 
 @pytest.mark.slow
-def test_cem_sweep_plans_validation_episodes_and_exports_an_eval_config(ray_cluster, tmp_path):
-    common = [f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.checkpoint_every=2"]
-    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
-    dyn = run_local(
-        apply_overrides(
-            get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
-        ),
-        progress=False,
-    )
+def test_cem_sweep_plans_validation_episodes_and_exports_an_eval_config(
+    ray_cluster, tiny_world_model, tmp_path
+):
     out = tmp_path / "cem"
     summary = main(
-        ["cem", f"--checkpoint={dyn.checkpoint}", "--trials", "2", "--episodes", "2",
+        ["cem", f"--checkpoint={tiny_world_model}", "--trials", "2", "--episodes", "2",
          "--reports", "2", "--search=random", f"--out={out}", "--set=budget=3", "--no-mlflow"]
     )  # fmt: skip
     trials = summary["trials"]
@@ -105,7 +98,7 @@ def test_cem_sweep_plans_validation_episodes_and_exports_an_eval_config(ray_clus
     from jobs.evaluate import main as evaluate
 
     results = evaluate(
-        [f"--checkpoint={dyn.checkpoint}", f"--config={out / 'best.yaml'}", "--episodes=1",
+        [f"--checkpoint={tiny_world_model}", f"--config={out / 'best.yaml'}", "--episodes=1",
          "--set=agents=[cem]", "--local", "--no-mlflow", f"--out={tmp_path / 'eval'}"]
     )  # fmt: skip
     assert results["config"]["cem"]["num_candidates"] == params["num_candidates"]

@@ -31,10 +31,14 @@ def normalize_frames(frames: Tensor) -> Tensor:
 
 
 def resize_square(frame: np.ndarray, size: int) -> np.ndarray:
-    """An env's frame at its own size -> uint8 [size, size, 3] (bilinear; unchanged if it fits)."""
+    """An env's frame at its own size -> uint8 [size, size, 3] (bilinear; unchanged if it fits).
+
+    The result is always writable, so ``torch.from_numpy`` can wrap it (PIL's buffers and
+    some envs' renders are read-only).
+    """
     frame = np.asarray(frame, np.uint8)
     if frame.shape[:2] == (size, size):
-        return frame
+        return frame if frame.flags.writeable else frame.copy()
     from PIL import Image
 
-    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
+    return np.array(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))

@@ -69,8 +69,7 @@ class PlannerAgent:
         self._gen = torch.Generator(device=self.device)
 
     def encode(self, frame: np.ndarray) -> torch.Tensor:
-        # A copy: env frames may be read-only views, which torch will not wrap.
-        x = torch.from_numpy(np.array(resize_square(frame, self.img_size))).to(self.device)
+        x = torch.from_numpy(resize_square(frame, self.img_size)).to(self.device)
         return self.model.encode(normalize_frames(x[None]))
 
     @torch.no_grad()

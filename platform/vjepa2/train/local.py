@@ -105,3 +105,16 @@ def run_pretraining(cfg: PretrainConfig, **kwargs: Any) -> RunResult:
 def run_dynamics_training(cfg: DynamicsTrainConfig, **kwargs: Any) -> RunResult:
     """Phase 2 on a frozen encoder; the saved config is the resolved one."""
     return run_local(cfg, **kwargs)
+
+
+def train_tiny_world_model(out: str | Path, steps: int = 2) -> tuple[RunResult, RunResult]:
+    """Both phases of the tiny preset for ``steps`` steps under ``out``: a real checkpoint pair
+    for smoke tests and for benchmarks that measure a model's size, not its quality."""
+    from vjepa2.config import apply_overrides, get_preset
+
+    common = [f"train.out_dir={out}", f"train.steps={steps}", f"train.checkpoint_every={steps}"]
+    pre = run_local(apply_overrides(get_preset("pretrain", "tiny"), common), progress=False)
+    dyn_cfg = apply_overrides(
+        get_preset("dynamics", "tiny"), [*common, f"encoder_checkpoint={pre.checkpoint}"]
+    )
+    return pre, run_local(dyn_cfg, progress=False)
