@@ -9,9 +9,10 @@ With --dataset, the BC policy (and the pixel-space world model, when asked for w
 ``<out>/pixel_wm.pt``, unless their checkpoints are given; without a dataset they are
 skipped. ``results.json`` also holds each planner's FLOPs per rollout step.
 
-Episodes fan out as Ray tasks (a chunk of seeds per CPU; ``--local`` runs in-process). The
-table lands in the terminal and ``<out>/results.md``, the figures and ``results.json`` beside
-it, and all of it in an MLflow run of the ``vjepa2-eval`` experiment.
+Episodes fan out as Ray tasks (a few small chunks of seeds per CPU; ``--local`` runs
+in-process), with a progress bar over episodes. The table lands in the terminal and
+``<out>/results.md``, the figures and ``results.json`` beside it, and all of it in an MLflow
+run of the ``vjepa2-eval`` experiment.
 """
 
 from __future__ import annotations
@@ -97,19 +98,32 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> list:
-    """Every agent on every seed: in-process, or a chunk of seeds per CPU as Ray tasks."""
-    if local:
-        return evaluate_seeds(cfg, seeds, ckpt, record=1)
-    import ray
+    """Every agent on every seed: in-process, or small chunks of seeds as Ray tasks (one CPU
+    each), with a progress bar over episodes either way."""
+    from tqdm.auto import tqdm
 
-    from jobs.ray_runtime import ensure_ray
+    bar = tqdm(total=len(seeds), desc="episodes", unit="ep")
+    try:
+        if local:
+            return evaluate_seeds(cfg, seeds, ckpt, record=1, progress=bar.update)
+        import ray
 
-    ensure_ray()
-    n = max(1, min(len(seeds), int(ray.cluster_resources().get("CPU", 1)), os.cpu_count() or 1))
-    chunks = [seeds[i::n] for i in range(n)]
-    task = ray.remote(num_cpus=1)(evaluate_seeds)
-    parts = ray.get([task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)])
-    return [o for part in parts for o in part]
+        from jobs.ray_runtime import ensure_ray
+
+        ensure_ray()
+        cpus = max(1, min(int(ray.cluster_resources().get("CPU", 1)), os.cpu_count() or 1))
+        # A few chunks per CPU: the bar moves, and a slow chunk does not hold a core idle.
+        size = max(1, -(-len(seeds) // (4 * cpus)))
+        chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+        task = ray.remote(num_cpus=1)(evaluate_seeds)
+        refs = [task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)]
+        index, pending = {ref: i for i, ref in enumerate(refs)}, list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(len(chunks[index[done[0]]]))
+        return [o for part in ray.get(refs) for o in part]
+    finally:
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -54,3 +54,19 @@ def test_bad_arguments_exit_with_one_clear_line(tiny_world_model, argv, message)
     full = [f"--checkpoint={tiny_world_model}", *argv] if "checkpoint" not in argv[0] else argv
     with pytest.raises(SystemExit, match=message):
         evaluate.main(full)
+
+
+def test_true_dynamics_agent_runs_beside_cem_on_the_same_episodes(tiny_world_model):
+    from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds
+    from vjepa2.planning import CEMConfig
+
+    cfg = PlanningEvalConfig(
+        episodes=2,
+        budget=3,
+        agents=("cem", "cem_true_dynamics"),
+        cem=CEMConfig(num_candidates=8, iterations=1, horizon=2),
+    )
+    outcomes = evaluate_seeds(cfg, [1_000_000, 1_000_001], str(tiny_world_model))
+    assert [o.agent for o in outcomes] == ["cem", "cem_true_dynamics"] * 2
+    assert all(o.steps == 3 or o.success for o in outcomes)
+    assert all(len(o.plan_seconds) >= 1 for o in outcomes)

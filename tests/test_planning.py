@@ -190,3 +190,47 @@ def test_agents_frames_are_resized_into_writable_arrays():
         out = resize_square(frame, 64)
         assert out.shape == (64, 64, 3) and out.flags.writeable and int(out[0, 0, 0]) == 7
         torch.from_numpy(out)
+
+
+def test_true_dynamics_cem_scores_each_candidate_by_its_replayed_frames():
+    from vjepa2.planning.true_dynamics import TrueDynamicsAgent, TrueDynamicsCEM
+
+    env = make_env("tworoom")
+    # Left room, level with the wall but far from the door (door at y=16 +- 4): moving right
+    # stops on the wall's face, which the hand-made model's own step would walk through.
+    env.reset(options={"pos": [24.0, 50.0], "goal": [40.0, 50.0], "door_y": 16.0})
+    snapshot = env.get_state()
+    sim = make_env("tworoom")
+    agent = PlannerAgent(PositionWorldModel(), CEMConfig())
+    goal = agent.encode_frames([env.render()])  # the start itself, so cost = squared distance
+    planner = TrueDynamicsCEM(sim, agent.encode_frames, 4, CEMConfig(cost="final"))
+    assert planner.frameskip == 2
+    right = torch.zeros(1, 2, 3, 4)
+    right[0, 0] = torch.tensor([1.0, 0, 1, 0])  # 3 plan steps x 2 env steps at +2 px: 12 px
+    right[0, 1] = torch.tensor([0.0, -1, 0, -1])  # straight up: 12 px
+    cost = planner.rollout_cost(torch.from_numpy(snapshot)[None], goal, right)
+    face = 32.0 - 1.0  # the wall's left face: the agent stops at x = 31, 7 px from the start
+    expected = torch.tensor([[(face - 24.0) ** 2, 12.0**2]]) / 64**2 / 2
+    torch.testing.assert_close(cost, expected, rtol=0.05, atol=1e-6)
+    assert np.array_equal(env.get_state(), snapshot)  # replays never touch the episode's env
+    with pytest.raises(ValueError, match="frameskip"):
+        TrueDynamicsCEM(sim, agent.encode_frames, 3)
+
+    planning = TrueDynamicsAgent(PositionWorldModel(), CEMConfig(), sim)
+    planning.reset(make_episode(env, 5, goal_offset=4))
+    with pytest.raises(RuntimeError, match="observe_state"):
+        planning.act(env.render())
+
+
+@pytest.mark.slow
+def test_true_dynamics_agent_plans_in_the_mpc_loop():
+    """Given the snapshot before every act, it reaches nearby goals like the cem agent."""
+    from vjepa2.planning.true_dynamics import TrueDynamicsAgent
+
+    env = make_env("tworoom")
+    episodes = [make_episode(env, 300 + i, goal_offset=6) for i in range(4)]
+    cfg = CEMConfig(num_candidates=40, horizon=3, iterations=3)
+    agent = TrueDynamicsAgent(PositionWorldModel(), cfg, make_env("tworoom"))
+    outcomes = [run_episode(env, agent, ep, budget=12) for ep in episodes]
+    assert sum(o.success for o in outcomes) >= 3
+    assert agent.name == "cem_true_dynamics" and all(o.agent == agent.name for o in outcomes)

@@ -85,6 +85,8 @@ def test_window_shape_errors_are_clear(tiny_dynamics):
     model, _ = build_world_model(tiny_dynamics)
     with pytest.raises(ValueError, match="needs 3 frames"):
         model(torch.randn(2, 2, 3, 64, 64), torch.randn(2, 2, 2))
+    with pytest.raises(ValueError, match="frameskip=k it must be k x"):
+        model(torch.randn(2, 3, 3, 64, 64), torch.randn(2, 2, 10))  # 5 raw actions a step
 
 
 def test_bad_encoder_checkpoint_is_a_clear_error(tiny_dynamics, tmp_path):
@@ -135,3 +137,41 @@ def test_two_phase_pipeline_trains_and_reloads(tmp_path):
     assert cos == again
     assert set(cos["model"]) == {1, 5, 10} and all(-1 <= v <= 1 for v in cos["model"].values())
     assert all(v > 0 for v in cos["error_vs_copy"].values())
+
+
+def test_multiscale_states_stack_the_blurred_frames_token_grids(tiny_dynamics):
+    from vjepa2.data.transforms import gaussian_blur
+
+    with pytest.raises(ValueError, match="pooled=false"):
+        apply_overrides(tiny_dynamics, ["state.blur_px=[4]"])
+    with pytest.raises(ValueError, match="> 0"):
+        apply_overrides(tiny_dynamics, ["state.pooled=false", "state.blur_px=[0]"])
+    cfg = apply_overrides(tiny_dynamics, ["state.pooled=false", "state.blur_px=[2, 6]"])
+    torch.manual_seed(0)
+    model, resolved = build_world_model(cfg)
+    assert resolved.state.blur_px == (2.0, 6.0) and resolved.dynamics.num_tokens == 48
+    frames = torch.randn(3, 3, 64, 64)
+    states = model.encode(frames)
+    assert states.shape == (3, 48, 96)
+    plain = apply_overrides(tiny_dynamics, ["state.pooled=false"])
+    base, _ = build_world_model(plain)
+    base.encoder.load_state_dict(model.encoder.state_dict())
+    torch.testing.assert_close(states[:, :16], base.encode(frames))  # the plain grid first
+    blurred = base.encode(gaussian_blur(frames, 6.0))
+    torch.testing.assert_close(states[:, 32:], blurred)  # then each sigma in order
+    assert model.step(states, torch.zeros(3, 2)).shape == states.shape
+
+
+def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():
+    from vjepa2.data.transforms import gaussian_blur
+
+    x = torch.zeros(1, 3, 33, 33)
+    x[0, :, 16, 16] = 1.0
+    y = gaussian_blur(x, 2.0)
+    torch.testing.assert_close(y.sum(dim=(2, 3)), torch.ones(1, 3))
+    assert y[0, 0, 16, 16] < 0.1 and y[0, 0, 16, 18] > 0.01  # spread two pixels out
+    torch.testing.assert_close(y, y.flip(-1))  # symmetric about the impulse
+    torch.testing.assert_close(y, y.transpose(-1, -2))
+    flat = torch.full((2, 3, 16, 16), 0.7)
+    torch.testing.assert_close(gaussian_blur(flat, 3.0), flat)  # replicated edges
+    assert gaussian_blur(x, 0.0) is x

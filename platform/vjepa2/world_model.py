@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from vjepa2.config.components import DynamicsLossConfig, OptimConfig
 from vjepa2.config.jobs import StateConfig
+from vjepa2.data.transforms import gaussian_blur
 from vjepa2.ema import ema_update
 from vjepa2.losses import latent_loss, multistep_loss, normalize_targets
 from vjepa2.models.dynamics import DynamicsModel
@@ -52,7 +53,9 @@ class WorldModel(nn.Module):
 
     def _states(self, encoder: VideoViT, frames: Tensor) -> Tensor:
         lead = frames.shape[:-3]
-        z = encoder(frames.reshape(-1, *frames.shape[-3:]))
+        x = frames.reshape(-1, *frames.shape[-3:])
+        views = [x, *(gaussian_blur(x, s) for s in self.state_cfg.blur_px)]
+        z = torch.cat([encoder(v) for v in views], dim=1)  # tokens of each view in turn
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)
         if self.state_cfg.pooled:
@@ -100,6 +103,13 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"a window of {actions.shape[1]} actions needs {actions.shape[1] + 1} frames, "
                 f"got {frames.shape[1]} (batch {frames.shape[0]} vs {actions.shape[0]})"
+            )
+        if actions.shape[-1] != self.dynamics.action_dim:
+            # The usual cause: data.dataset.frameskip=k concatenates k raw actions per step.
+            raise ValueError(
+                f"the windows carry {actions.shape[-1]} action values per step but "
+                f"dynamics.action_dim is {self.dynamics.action_dim}: with "
+                f"data.dataset.frameskip=k it must be k x the environment's action size"
             )
         horizon = min(self.loss_cfg.horizon, actions.shape[1])
         if self.target_encoder is None:

@@ -140,8 +140,19 @@ class StateConfig:
     adapt: bool = False
     adapt_lr_scale: float = 0.1
     adapt_momentum: float = 0.9999
+    # Multi-scale states: the token grids of the frame Gaussian-blurred at each sigma (px of
+    # the encoder's input) follow the plain frame's. A blurred agent reaches neighbouring
+    # patches, so latent distance keeps falling as a prediction nears the goal from further
+    # away (docs/results.md, energy landscape). () is the seed's plain state.
+    blur_px: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        self.blur_px = tuple(float(s) for s in self.blur_px)
+        _check(all(s > 0 for s in self.blur_px), "state.blur_px sigmas must be > 0")
+        _check(
+            not (self.blur_px and self.pooled),
+            "state.blur_px stacks token grids: it needs state.pooled=false",
+        )
         _check(self.adapt_lr_scale > 0, "state.adapt_lr_scale must be > 0")
         _check(0.0 <= self.adapt_momentum <= 1.0, "state.adapt_momentum must be in [0, 1]")
 

@@ -30,6 +30,25 @@ def normalize_frames(frames: Tensor) -> Tensor:
     return normalize_video(frames.unsqueeze(-4)).squeeze(-3)
 
 
+def gaussian_blur(images: Tensor, sigma_px: float) -> Tensor:
+    """Separable Gaussian blur of float images [B, C, H, W], edges replicated.
+
+    Blurring commutes with the per-channel normalisation, so normalised frames can be
+    blurred directly. ``sigma_px`` <= 0 returns the images unchanged.
+    """
+    if sigma_px <= 0:
+        return images
+    if images.dim() != 4:
+        raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
+    c, r = images.shape[1], max(1, int(3 * sigma_px))
+    k = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-(k**2) / (2 * sigma_px**2))
+    k = (k / k.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    pad = torch.nn.functional.pad
+    x = torch.nn.functional.conv2d(pad(images, (r, r, 0, 0), mode="replicate"), k, groups=c)
+    return torch.nn.functional.conv2d(pad(x, (0, 0, r, r), mode="replicate"), k.mT, groups=c)
+
+
 def resize_square(frame: np.ndarray, size: int) -> np.ndarray:
     """An env's frame at its own size -> uint8 [size, size, 3] (bilinear; unchanged if it fits).
 

@@ -4,11 +4,14 @@
 per call, so a Ray task can take a chunk of seeds); ``summarize`` turns outcomes into rows
 with a 95% Wilson interval and planning seconds per executed step. "pixel_wm" is the same
 CEM on a pixel-space next-frame model (the seed's latent-vs-pixel comparison), and
-``rollout_step_flops`` what one candidate's step costs each planner.
+``rollout_step_flops`` what one candidate's step costs each planner. "cem_true_dynamics"
+plans with the same energy on the environment's own rollouts: the gap between it and "cem"
+is what the dynamics model loses, and its own distance from 100% is the encoder's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,11 +32,13 @@ from vjepa2.planning import (
 )
 from vjepa2.planning.agents import Agent
 
-AGENTS = ("cem", "bc", "pixel_wm", "random", "do_nothing", "oracle")
+AGENTS = ("cem", "cem_true_dynamics", "bc", "pixel_wm", "random", "do_nothing", "oracle")
 PLANNERS = ("cem", "pixel_wm")  # the agents that plan with CEM on a model
 # pixel_wm is opt-in (--set "agents=[cem,pixel_wm]"): its step costs ~100x the tiny latent
 # step (91 vs 0.92 MFLOPs), ~90 s per K=300/I=5/H=5 plan on one CPU core, so by default it
-# would turn the 12-minute CPU evaluation into days.
+# would turn the 12-minute CPU evaluation into days. cem_true_dynamics (the world model's
+# energy on the environment's exact rollouts: what cem would reach with perfect dynamics) is
+# opt-in too: its K x I x H env steps per plan run one at a time in Python.
 DEFAULT_AGENTS = ("cem", "bc", "random", "do_nothing", "oracle")
 
 
@@ -59,13 +64,17 @@ class PlanningEvalConfig:
 
 
 def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, action_dim: int):
-    if name == "cem":
+    if name in ("cem", "cem_true_dynamics"):
         if not checkpoint:
-            raise ValueError("the cem agent needs a dynamics checkpoint")
+            raise ValueError(f"the {name} agent needs a dynamics checkpoint")
         from vjepa2.train.builders import load_world_model
 
         model, _ = load_world_model(checkpoint)
-        return PlannerAgent(model, cfg.cem, execute=cfg.execute)
+        if name == "cem":
+            return PlannerAgent(model, cfg.cem, execute=cfg.execute)
+        from vjepa2.planning.true_dynamics import TrueDynamicsAgent
+
+        return TrueDynamicsAgent(model, cfg.cem, make_env(cfg.env), execute=cfg.execute)
     if name == "bc":
         from vjepa2.planning.bc import BCAgent, load_bc
 
@@ -114,9 +123,14 @@ def train_missing_baselines(
 
 
 def evaluate_seeds(
-    cfg: PlanningEvalConfig, seeds: list[int], checkpoint: str | None, record: int = 0
+    cfg: PlanningEvalConfig,
+    seeds: list[int],
+    checkpoint: str | None,
+    record: int = 0,
+    progress: Callable[[int], object] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Every agent on the episodes of ``seeds``; frames kept for the first ``record``."""
+    """Every agent on the episodes of ``seeds``; frames kept for the first ``record``;
+    ``progress(1)`` after each episode (all agents) when given."""
     torch.set_num_threads(1)  # one episode chunk per core
     env = make_env(cfg.env)
     try:
@@ -129,6 +143,8 @@ def evaluate_seeds(
                 outcomes.append(
                     run_episode(env, agent, episode, budget=cfg.budget, record_frames=i < record)
                 )
+            if progress is not None:
+                progress(1)
         return outcomes
     finally:
         env.close()

@@ -69,8 +69,17 @@ class PlannerAgent:
         self._gen = torch.Generator(device=self.device)
 
     def encode(self, frame: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(resize_square(frame, self.img_size)).to(self.device)
-        return self.model.encode(normalize_frames(x[None]))
+        return self.encode_frames([frame])
+
+    @torch.no_grad()
+    def encode_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """RGB frames of any size -> states [len(frames), *S]."""
+        x = np.stack([resize_square(f, self.img_size) for f in frames])
+        return self.model.encode(normalize_frames(torch.from_numpy(x).to(self.device)))
+
+    def planning_state(self, frame: np.ndarray) -> torch.Tensor:
+        """What the planner starts from: the encoded frame."""
+        return self.encode(frame)
 
     @torch.no_grad()
     def step_flops(self, frame: np.ndarray) -> int:
@@ -87,7 +96,7 @@ class PlannerAgent:
     def act(self, frame: np.ndarray) -> np.ndarray:
         assert self._goal is not None, "reset(episode) first"
         t0 = time.perf_counter()
-        state = self.encode(frame)
+        state = self.planning_state(frame)
         init = self._mean if self.warm_start else None
         result = self.planner.plan(state, self._goal, init_mean=init, generator=self._gen)
         self._mean = shift_plan(result.mean, self.execute)

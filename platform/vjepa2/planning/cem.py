@@ -83,6 +83,11 @@ class CEMPlanner:
         norm = actions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return actions * (c.radius / norm).clamp(max=1.0)
 
+    def check_problem(self, state: Tensor, goal: Tensor) -> None:
+        """A latent rollout compares like with like: state and goal are the same shape."""
+        if state.shape != goal.shape:
+            raise ValueError(f"state {tuple(state.shape)} and goal {tuple(goal.shape)} differ")
+
     def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
         """state [B, *S], goal [B, *S], actions [B, K, H, d_a] -> cost [B, K]."""
         b, k, h, d = actions.shape
@@ -107,8 +112,7 @@ class CEMPlanner:
     ) -> PlanResult:
         """Plan for a batch of problems: state, goal [B, *S] -> ``PlanResult``."""
         c = self.cfg
-        if state.shape != goal.shape:
-            raise ValueError(f"state {tuple(state.shape)} and goal {tuple(goal.shape)} differ")
+        self.check_problem(state, goal)
         b, device = state.shape[0], state.device
         shape = (b, c.horizon, self.action_dim)
         if init_mean is not None and tuple(init_mean.shape) != shape:

@@ -41,6 +41,8 @@ def run_episode(
     seconds: list[float] = []
     steps = 0
     while steps < budget:
+        if hasattr(agent, "observe_state"):  # privileged agents (true-dynamics CEM)
+            agent.observe_state(env.get_state())
         t0 = time.perf_counter()
         actions = np.asarray(agent.act(frame), np.float32).reshape(-1, action_dim)
         seconds.append(time.perf_counter() - t0)

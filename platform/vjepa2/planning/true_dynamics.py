@@ -1,0 +1,120 @@
+"""CEM on the environment's own dynamics, scored by a world model's latent energy.
+
+A diagnostic, not a planner to deploy: it separates the two things a latent planner needs.
+When ``cem`` fails, either the dynamics model predicts the wrong states or the energy
+(distance in the encoder's latent space) does not lead to the goal. Here every candidate is
+replayed exactly in a private copy of the environment from the current snapshot, its frames
+are encoded, and the cost is the same ``energy`` the latent planner minimises. Its success
+rate is therefore what ``cem`` would reach with perfect dynamics: an upper bound set by the
+encoder. The gap between the two is what the dynamics model loses.
+
+It needs the true state, so the agent is privileged: ``run_episode`` hands it
+``env.get_state()`` before each ``act`` (``observe_state``). Rollouts are sequential env
+steps (``K x I x H x frameskip`` per plan), so it is slower than ``cem`` and opt-in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vjepa2.envs.registry import WorldEnv
+from vjepa2.planning.agents import PlannerAgent, PlanningModel
+from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy
+
+NAME = "cem_true_dynamics"
+ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
+
+
+class TrueDynamicsCEM(CEMPlanner):
+    """CEM whose states are environment snapshots [B, S] and whose goals are latents."""
+
+    def __init__(
+        self, sim: WorldEnv, encode_frames, action_dim: int, cfg: CEMConfig | None = None
+    ) -> None:
+        super().__init__(self._unused_step, action_dim, cfg)
+        env_dim = int(np.prod(sim.action_space.shape))
+        if action_dim % env_dim:
+            raise ValueError(
+                f"a plan action of {action_dim} values is not a whole number of "
+                f"{env_dim}-dim environment actions (frameskip)"
+            )
+        self.sim, self.encode_frames = sim, encode_frames
+        self.env_dim, self.frameskip = env_dim, action_dim // env_dim
+
+    @staticmethod
+    def _unused_step(state: Tensor, action: Tensor) -> Tensor:
+        raise RuntimeError("true-dynamics CEM rolls out in the environment, not a model")
+
+    def check_problem(self, state: Tensor, goal: Tensor) -> None:
+        if state.dim() != 2 or goal.shape[0] != state.shape[0]:
+            raise ValueError(
+                f"expected snapshots [B, S] and goal latents [B, ...], got "
+                f"{tuple(state.shape)} and {tuple(goal.shape)}"
+            )
+
+    def _replay(self, snapshot: np.ndarray, actions: np.ndarray) -> list[np.ndarray]:
+        """Frames after each plan step of one candidate ([H, d] actions) from ``snapshot``."""
+        self.sim.set_state(snapshot)
+        frame, frames, over = self.sim.render(), [], False
+        for step in actions.reshape(actions.shape[0], self.frameskip, self.env_dim):
+            for a in step:
+                if over:  # a terminated episode stays on its last frame
+                    break
+                frame, _, terminated, truncated, _ = self.sim.step(a)
+                over = terminated or truncated
+            frames.append(frame)
+        return frames
+
+    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
+        """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]."""
+        b, k, h, _ = actions.shape
+        keep = range(h) if self.cfg.cost == "sum" else [h - 1]
+        acts = actions.double().cpu().numpy()
+        snaps = state.double().cpu().numpy()
+        frames = [
+            f
+            for i in range(b)
+            for j in range(k)
+            for t, f in enumerate(self._replay(snaps[i], acts[i, j]))
+            if t in keep
+        ]
+        z = torch.cat(
+            [
+                self.encode_frames(frames[i : i + ENCODE_CHUNK])
+                for i in range(0, len(frames), ENCODE_CHUNK)
+            ]
+        )
+        g = goal.repeat_interleave(k * len(keep), dim=0)
+        e = energy(z, g.to(z.device), self.cfg.energy)
+        return e.view(b, k, len(keep)).sum(-1).to(actions.device)
+
+
+class TrueDynamicsAgent(PlannerAgent):
+    """The ``cem`` agent with the environment in place of the dynamics model."""
+
+    def __init__(
+        self,
+        model: PlanningModel,
+        cfg: CEMConfig,
+        sim: WorldEnv,
+        *,
+        execute: int = 1,
+        warm_start: bool = True,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(
+            model, cfg, execute=execute, warm_start=warm_start, device=device, name=NAME
+        )
+        self.planner = TrueDynamicsCEM(sim, self.encode_frames, self.planner.action_dim, cfg)
+        self._snapshot: np.ndarray | None = None
+
+    def observe_state(self, snapshot: np.ndarray) -> None:
+        self._snapshot = np.asarray(snapshot, np.float64).copy()
+
+    def planning_state(self, frame: np.ndarray) -> Tensor:
+        if self._snapshot is None:
+            raise RuntimeError(f"{NAME} needs observe_state(env.get_state()) before each act")
+        state, self._snapshot = torch.from_numpy(self._snapshot)[None], None  # never reused
+        return state
