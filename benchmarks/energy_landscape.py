@@ -27,17 +27,19 @@ from vjepa2.losses import normalize_targets
 from vjepa2.models.encoder import VideoViT
 from vjepa2.train.builders import load_pretrained
 
+ARENA = TwoRoomConfig(random_door=False)
+
 
 def rendered_positions(n: int, img_size: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
-    env = TwoRoom(TwoRoomConfig(random_door=False))
+    env = TwoRoom(ARENA)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     pos, frames = [], []
     while len(pos) < n:
-        p = rng.uniform(2.0, 62.0, 2)
-        if abs(p[0] - env.config.wall_x) < env.config.wall_half_width + 1.0:
+        p = rng.uniform(ARENA.margin, ARENA.size - ARENA.margin, 2)
+        if abs(p[0] - ARENA.wall_x) < ARENA.wall_half_width + 1.0:
             continue
-        env.set_state(np.array([*p, *p, env.config.door_y, 0.0]))
+        env.set_state(np.array([*p, *p, ARENA.door_y, 0.0]))
         pos.append(p)
         frames.append(resize_square(env.render(), img_size))
     return np.array(pos), normalize_frames(torch.from_numpy(np.stack(frames)))
@@ -76,7 +78,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed + 1)
     i, j = rng.integers(0, len(pos), (2, args.pairs))
     true = np.linalg.norm(pos[i] - pos[j], axis=1)
-    same = (pos[i, 0] < 32.0) == (pos[j, 0] < 32.0)
+    same = (pos[i, 0] < ARENA.wall_x) == (pos[j, 0] < ARENA.wall_x)
 
     rows = []
     for sigma in args.blur:

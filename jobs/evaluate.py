@@ -117,10 +117,10 @@ def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bo
         chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
         task = ray.remote(num_cpus=1)(evaluate_seeds)
         refs = [task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)]
-        index, pending = {ref: i for i, ref in enumerate(refs)}, list(refs)
+        sizes, pending = {ref: len(c) for ref, c in zip(refs, chunks, strict=True)}, list(refs)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            bar.update(len(chunks[index[done[0]]]))
+            (done,), pending = ray.wait(pending, num_returns=1)
+            bar.update(sizes[done])
         return [o for part in ray.get(refs) for o in part]
     finally:
         bar.close()
