@@ -1,7 +1,7 @@
 """Phase 2: action-conditioned latent dynamics on a frozen Phase-1 encoder.
 
     python -m jobs.train_dynamics --preset tiny \
-        --set encoder_checkpoint=runs/tiny/pretrain/checkpoints/step_0000300.pt
+        --set encoder_checkpoint=runs/tiny/pretrain/final.pt
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pipelines.train_data import StreamBatches, build_train_stream
 from vjepa2.config.base import from_dict, save_yaml, to_dict
 from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
 from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
-from vjepa2.train.checkpoint import load_checkpoint
+from vjepa2.train.checkpoint import copy_checkpoint, load_checkpoint
 from vjepa2.train.loop import InMemoryBatches, JobConfig, LoopSettings, build_task, job_kind
 from vjepa2.train.loop import run_loop as run_train_loop
 
@@ -191,9 +190,7 @@ def _train(
     if result.checkpoint is None:
         raise RuntimeError(f"training {name} reported no checkpoint")
     with result.checkpoint.as_directory() as d:
-        tmp = final.with_name(f".{final.name}.tmp")
-        shutil.copyfile(Path(d) / CKPT_FILE, tmp)
-        os.replace(tmp, final)
+        copy_checkpoint(Path(d) / CKPT_FILE, final)
 
 
 def _stream_from_latest(cfg_dict: dict[str, Any], storage: str, name: str) -> Any:

@@ -6,6 +6,7 @@ from torch import nn
 
 from vjepa2.train.checkpoint import (
     CheckpointError,
+    copy_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     load_state_strict,
@@ -102,3 +103,17 @@ def test_latest_checkpoint_picks_highest_step(tmp_path):
     for step in (5, 100, 20):
         _save(tmp_path / f"step_{step:07d}.pt", nn.Linear(1, 1))
     assert latest_checkpoint(tmp_path).name == "step_0000100.pt"
+
+
+def test_copy_checkpoint_replaces_whole_and_leaves_no_temp_file(tmp_path):
+    src = save_checkpoint(tmp_path / "a.pt", kind="pretrain", config={}, state={"w": {}})
+    dest = tmp_path / "out" / "final.pt"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old")
+    assert copy_checkpoint(src, dest) == dest
+    assert dest.read_bytes() == src.read_bytes()
+    assert load_checkpoint(dest, kind="pretrain")["kind"] == "pretrain"
+    assert [p.name for p in dest.parent.iterdir()] == ["final.pt"]
+    with pytest.raises(FileNotFoundError):
+        copy_checkpoint(tmp_path / "missing.pt", dest)
+    assert dest.read_bytes() == src.read_bytes()  # a failed copy keeps the old file

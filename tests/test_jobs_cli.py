@@ -23,7 +23,10 @@ def test_pretrain_then_dynamics_from_the_command_line(tmp_path, capsys):
     train_dynamics.main([*common, f"--set=encoder_checkpoint={ckpt}"])
     out = capsys.readouterr().out
     assert "pretrain: final loss" in out and "dynamics: final loss" in out
-    assert (tmp_path / "dynamics" / "checkpoints" / "step_0000003.pt").is_file()
+    final = tmp_path / "dynamics" / "final.pt"
+    assert f"checkpoint {final}" in out  # the path the next command takes, as with Ray
+    last = tmp_path / "dynamics" / "checkpoints" / "step_0000003.pt"
+    assert final.read_bytes() == last.read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -47,10 +49,23 @@ def save_checkpoint(
         "state": state,
         "meta": {"saved_at": time.time(), "torch": str(torch.__version__), **(meta or {})},
     }
+    return _write_atomic(path, lambda f: torch.save(payload, f))
+
+
+def copy_checkpoint(src: str | Path, dest: str | Path) -> Path:
+    """``src`` copied to ``dest`` atomically (``final.pt`` from the last step's file): a
+    reader of ``dest`` sees the old file or the whole new one."""
+    src, dest = Path(src), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with src.open("rb") as f_in:
+        return _write_atomic(dest, lambda f: shutil.copyfileobj(f_in, f))
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

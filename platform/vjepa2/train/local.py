@@ -1,8 +1,9 @@
 """A single-process training loop for both phases: the laptop path and the test path.
 
 It checkpoints every ``train.checkpoint_every`` steps (model, optimizer and step; every
-random draw is seeded per step, see ``loop.py``), resumes bit-for-bit from the latest
-checkpoint, writes the resolved config and a metrics log next to the run, and shows a
+random draw is seeded per step, see ``loop.py``) into ``<out>/<kind>/checkpoints/``, copies the
+last one to ``<out>/<kind>/final.pt`` when the run completes, resumes bit-for-bit from the
+latest checkpoint, writes the resolved config and a metrics log next to the run, and shows a
 progress bar. The Ray Train jobs run the same loop and write the same checkpoint format.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from vjepa2.config.base import save_yaml
 from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
-from vjepa2.train.checkpoint import latest_checkpoint, load_checkpoint
+from vjepa2.train.checkpoint import copy_checkpoint, latest_checkpoint, load_checkpoint
 from vjepa2.train.loop import (
     InMemoryBatches,
     JobConfig,
@@ -94,6 +95,10 @@ def run_local(
     run_loop(task, source, start, end, settings, on_log=log, on_checkpoint=save, progress=progress)
     if checkpoint is None:
         raise RuntimeError(f"no checkpoint written in {ckpt_dir}")
+    if end == train.steps:
+        # The same <out>/<kind>/final.pt as a Ray Train run, so the next phase's command
+        # does not depend on how this one ran.
+        checkpoint = copy_checkpoint(checkpoint, out / "final.pt")
     return RunResult(out, checkpoint, history, task.cfg)
 
 
