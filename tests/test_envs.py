@@ -18,6 +18,7 @@ from vjepa2.envs import (
     WorldEnv,
     make_env,
     make_policy,
+    replay_frames,
 )
 
 
@@ -117,6 +118,49 @@ def test_tworoom_is_deterministic_by_seed_and_restores_exactly():
     env2.set_state(snap)
     assert np.array_equal(env2.render(), frame)
     assert all(np.array_equal(f, env2.step(a)[0]) for f, a in zip(tail, actions[10:], strict=True))
+
+
+@pytest.mark.parametrize("limit", [None, 8])
+def test_tworoom_batched_replay_matches_sequential_steps_bit_for_bit(limit):
+    """All candidates advance at once (the true-dynamics planner's replays); the frames must be
+    those of stepping each one through the env, wall slides and truncation included."""
+    env = _tworoom(max_episode_steps=limit)
+    _place(env, [28.0, 20.0], door_y=30.0)  # beside the wall, below the door
+    for a in ([1.0, 0.0], [1.0, 1.0]):
+        env.step(a)
+    snap = env.get_state()
+    rng = np.random.default_rng(2)
+    actions = rng.uniform(-1.5, 1.5, (40, 12, 2))
+    actions[:10, :, 1] = 0.0  # straight into the wall face
+    actions[10:20] = [1.0, 1.0]  # diagonal slides along it
+    keep = [0, 4, 11]
+    expected = []
+    for seq in actions:
+        env.set_state(snap)
+        frames = [env.step(a)[0] if i < 6 or limit is None else None for i, a in enumerate(seq)]
+        if limit is not None:  # truncated after step 6 of 8 (t was 2): it keeps its last frame
+            frames[6:] = [frames[5]] * 6
+        expected.append([frames[i] for i in keep])
+    got = replay_frames(env, snap, actions, keep)
+    assert got.shape == (40, 3, 64, 64, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, np.asarray(expected))
+    assert np.array_equal(env.get_state(), snap)  # the env is left at the snapshot
+    assert not np.array_equal(got[:, 0], got[:, 2])  # the candidates did move
+    with pytest.raises(ValueError, match="finite actions"):
+        env.replay_frames(snap, actions[0], keep)
+    with pytest.raises(ValueError, match="must index"):
+        env.replay_frames(snap, actions, [12])
+
+
+def test_replay_frames_loops_over_envs_without_a_batched_replay(pusht):
+    pusht.reset(seed=0)
+    snap = pusht.get_state()
+    actions = np.random.default_rng(3).uniform(-1, 1, (3, 4, 2))
+    got = replay_frames(pusht, snap, actions, [1, 3])
+    for seq, frames in zip(actions, got, strict=True):
+        pusht.set_state(snap)
+        steps = [pusht.step(a)[0] for a in seq]
+        assert np.array_equal(frames, np.stack([steps[1], steps[3]]))
 
 
 def test_tworoom_render_shape_dtype_and_content():

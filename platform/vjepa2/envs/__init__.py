@@ -14,7 +14,7 @@ from vjepa2.envs.policies import (
     make_policy,
 )
 from vjepa2.envs.pusht import PushT, PushTConfig
-from vjepa2.envs.registry import ENV_NAMES, WorldEnv, make_env
+from vjepa2.envs.registry import ENV_NAMES, WorldEnv, make_env, replay_frames
 from vjepa2.envs.tworoom import TwoRoom, TwoRoomConfig
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "WorldEnv",
     "make_env",
     "make_policy",
+    "replay_frames",
 ]

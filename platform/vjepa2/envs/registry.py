@@ -48,6 +48,28 @@ class WorldEnv(Protocol):
     def close(self) -> None: ...
 
 
+def replay_frames(env: WorldEnv, state: np.ndarray, actions: np.ndarray, keep: list[int]):
+    """Frames [K, len(keep), H, W, 3]: each of K action sequences [K, T, d] replayed from the
+    snapshot ``state``, the frame after each step in ``keep`` kept (a terminated or truncated
+    replay stays on its last frame). An env with its own batched ``replay_frames`` (TwoRoom)
+    runs all K at once; any other replays them one by one. ``env`` ends somewhere unspecified:
+    give it a private copy."""
+    if hasattr(env, "replay_frames"):
+        return env.replay_frames(state, actions, keep)
+    out = []
+    for seq in np.asarray(actions):
+        env.set_state(state)
+        frame, frames, over = env.render(), {}, False
+        for i, a in enumerate(seq):
+            if not over:
+                frame, _, terminated, truncated, _ = env.step(a)
+                over = terminated or truncated
+            if i in keep:
+                frames[i] = frame
+        out.append([frames[i] for i in keep])
+    return np.asarray(out)
+
+
 def make_env(name: str, **kwargs: Any) -> WorldEnv:
     """``"tworoom"`` and ``"pusht"`` take their config's fields as keywords; ``"gym:<env_id>"``
     takes ``success_fn`` and ``gym.make`` keywords."""

@@ -112,9 +112,7 @@ class TwoRoom(gym.Env):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"TwoRoom action must be finite, got {a}")
         cfg = self.config
-        lo, hi = cfg.margin, cfg.size - cfg.margin
-        target = np.clip(self._pos + cfg.step_size * np.clip(a, -1.0, 1.0), lo, hi)
-        self._pos = np.clip(self._sweep(self._pos, target - self._pos), lo, hi)
+        self._pos = self._move(self._pos[None], a[None])[0]
         self._t += 1
         self._frame = self._draw()
         info = self._info()
@@ -146,6 +144,30 @@ class TwoRoom(gym.Env):
         self._pos, self._goal, self._t = s[0:2].copy(), s[2:4].copy(), int(s[5])
         self._frame = self._draw()
 
+    def replay_frames(self, state: np.ndarray, actions: np.ndarray, keep: list[int]) -> np.ndarray:
+        """Frames [K, len(keep), H, W, 3] after steps ``keep`` of each of K action sequences
+        [K, T, 2] from the snapshot ``state``, all K advanced at once; ``step`` runs the same
+        dynamics one at a time, so the frames are those K sequential replays would give. The
+        env is left at ``state``."""
+        acts = np.asarray(actions, np.float64)
+        if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
+            raise ValueError(f"TwoRoom replay takes finite actions [K, T, 2], got {acts.shape}")
+        if not all(0 <= i < acts.shape[1] for i in keep):
+            raise ValueError(f"keep {keep} must index the {acts.shape[1]} steps")
+        self.set_state(state)
+        start, limit = self._pos.copy(), self.config.max_episode_steps
+        # A truncated replay stays on its last frame (the first step always runs).
+        steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - self._t))
+        pos, at = np.repeat(start[None], len(acts), 0), {}
+        for i in range(acts.shape[1]):
+            if i < steps:
+                pos = self._move(pos, acts[:, i])
+            if i in keep:
+                at[i] = pos.copy()
+        frames = np.stack([[self._draw(p) for p in at[i]] for i in keep], axis=1)
+        self._pos = start
+        return frames
+
     def state_vector(self, info: dict[str, Any]) -> np.ndarray:
         return np.asarray(info["pos"], np.float32).copy()
 
@@ -168,25 +190,54 @@ class TwoRoom(gym.Env):
             (np.array([x0, d1]), np.array([x1, 2 * cfg.size])),
         ]
 
+    def _move(self, pos: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """One step of the dynamics for a batch: positions [B, 2], actions [B, 2]."""
+        cfg = self.config
+        lo, hi = cfg.margin, cfg.size - cfg.margin
+        target = np.clip(pos + cfg.step_size * np.clip(action, -1.0, 1.0), lo, hi)
+        return np.clip(self._sweep(pos, target - pos), lo, hi)
+
     def _sweep(self, p: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Move from ``p`` by ``d``, stopping on the first wall face met and sliding along it."""
+        """Move each of ``p`` [B, 2] by ``d`` [B, 2], stopping on the first wall face met and
+        sliding along it."""
         p, d = p.astype(np.float64), d.astype(np.float64)
+        end = p + d
+        # Only a move whose x-range overlaps the wall's slab can meet a face; the rest (most
+        # steps) skip the box tests, which cost ~3x a whole step at batch size 1.
+        cfg = self.config
+        x0, x1 = cfg.wall_x - cfg.wall_half_width, cfg.wall_x + cfg.wall_half_width
+        near = (np.minimum(p[:, 0], end[:, 0]) < x1) & (np.maximum(p[:, 0], end[:, 0]) > x0)
+        if near.any():
+            end[near] = self._sweep_near_wall(p[near], d[near])
+        return end
+
+    def _sweep_near_wall(self, p: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """``_sweep``'s box tests; works in place on ``p`` and ``d`` (give it copies)."""
+        rows = np.arange(len(p))
+        moving = np.ones(len(p), bool)
         for _ in range(3):  # the move, then at most one slide per axis
-            hit = None
+            t, axis, hit = np.full(len(p), np.inf), np.zeros(len(p), int), np.zeros(len(p), bool)
+            lo_hit, hi_hit = np.zeros_like(p), np.zeros_like(p)
             for lo, hi in self._blocked_boxes():
-                h = _entry(p, d, lo, hi)
-                if h is not None and (hit is None or h[0] < hit[0]):
-                    hit = (*h, lo, hi)
-            if hit is None:
-                return p + d
-            t, axis, lo, hi = hit
-            q = p + t * d
+                t_box, axis_box, hit_box = _entry(p, d, lo, hi)
+                first = hit_box & moving & (~hit | (t_box < t))  # ties: the earlier box
+                t, axis = np.where(first, t_box, t), np.where(first, axis_box, axis)
+                hit |= first
+                lo_hit[first], hi_hit[first] = lo, hi
+            free = moving & ~hit
+            p[free] += d[free]
+            moving &= hit
+            if not moving.any():
+                break
             # Snap onto the face: rounding in p + t*d must not leave the agent inside the wall,
             # which would let the next step start behind the face.
-            q[axis] = lo[axis] if d[axis] > 0 else hi[axis]
-            d = (1.0 - t) * d
-            d[axis] = 0.0
-            p = q
+            t = np.where(moving, t, 0.0)  # rows done already get no (inf) entry time
+            q = p + t[:, None] * d
+            face = np.where(d[rows, axis] > 0, lo_hit[rows, axis], hi_hit[rows, axis])
+            q[rows, axis] = face
+            d_next = (1.0 - t)[:, None] * d
+            d_next[rows, axis] = 0.0
+            p[moving], d[moving] = q[moving], d_next[moving]
         return p
 
     def _sample_in_room(self, left: bool) -> np.ndarray:
@@ -223,11 +274,12 @@ class TwoRoom(gym.Env):
             img[np.ix_(rows, cols)] = _WALL_RGB
         return img
 
-    def _draw(self) -> np.ndarray:
-        """Anti-aliased disc: sub-pixel positions stay visible in the frame."""
+    def _draw(self, pos: np.ndarray | None = None) -> np.ndarray:
+        """Anti-aliased disc at ``pos`` (default: the agent's): sub-pixel positions stay
+        visible in the frame."""
         cfg = self.config
         k = cfg.render_size / cfg.size
-        cx, cy = self._pos * k
+        cx, cy = (self._pos if pos is None else pos) * k
         rad = cfg.agent_radius * k
         img = self._background.copy()
         r0, r1 = max(int(cy - rad - 1), 0), min(int(cy + rad + 2), cfg.render_size)
@@ -242,24 +294,24 @@ class TwoRoom(gym.Env):
 
 def _entry(
     p: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[float, int] | None:
-    """First time in [0, 1) at which ``p + t d`` enters the open box (lo, hi), and the axis
-    of the face it crosses; None when the path only grazes or misses the box."""
-    t_in, t_out, axis = -np.inf, np.inf, -1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each path ``p + t d`` (rows of [B, 2]): the first time in [0, 1) at which it enters
+    the open box (lo, hi), the axis of the face it crosses, and whether it enters at all (a
+    path that only grazes or misses the box does not)."""
+    n = len(p)
+    t_in, t_out = np.full(n, -np.inf), np.full(n, np.inf)
+    axis, valid = np.full(n, -1), np.ones(n, bool)
     for ax in (0, 1):
-        if d[ax] == 0.0:
-            if not (lo[ax] < p[ax] < hi[ax]):
-                return None
-            continue
-        t1, t2 = (lo[ax] - p[ax]) / d[ax], (hi[ax] - p[ax]) / d[ax]
-        if t1 > t2:
-            t1, t2 = t2, t1
-        if t1 > t_in:
-            t_in, axis = t1, ax
-        t_out = min(t_out, t2)
-    if axis < 0 or t_in >= t_out or t_in >= 1.0 or t_out <= 0.0:
-        return None
-    return max(t_in, 0.0), axis
+        still = d[:, ax] == 0.0
+        valid &= ~still | ((lo[ax] < p[:, ax]) & (p[:, ax] < hi[ax]))
+        step = np.where(still, 1.0, d[:, ax])
+        t1, t2 = (lo[ax] - p[:, ax]) / step, (hi[ax] - p[:, ax]) / step
+        t1, t2 = np.minimum(t1, t2), np.maximum(t1, t2)
+        later = ~still & (t1 > t_in)  # ties keep the earlier axis
+        t_in, axis = np.where(later, t1, t_in), np.where(later, ax, axis)
+        t_out = np.where(still, t_out, np.minimum(t_out, t2))
+    enters = valid & (axis >= 0) & (t_in < t_out) & (t_in < 1.0) & (t_out > 0.0)
+    return np.maximum(t_in, 0.0), np.maximum(axis, 0), enters
 
 
 def _position(x: dict[str, Any] | np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ rate is therefore what ``cem`` would reach with perfect dynamics: an upper bound
 encoder. The gap between the two is what the dynamics model loses.
 
 It needs the true state, so the agent is privileged: ``run_episode`` hands it
-``env.get_state()`` before each ``act`` (``observe_state``). Rollouts are sequential env
-steps (``K x I x H x frameskip`` per plan), so it is slower than ``cem`` and opt-in.
+``env.get_state()`` before each ``act`` (``observe_state``). TwoRoom replays all K candidates
+at once (``replay_frames``); other environments replay them one by one (``K x I x H x
+frameskip`` env steps per plan), so it is slower than ``cem`` and opt-in.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vjepa2.envs.registry import WorldEnv
+from vjepa2.envs.registry import WorldEnv, replay_frames
 from vjepa2.planning.agents import PlannerAgent, PlanningModel
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy
 
@@ -54,31 +55,19 @@ class TrueDynamicsCEM(CEMPlanner):
                 f"{tuple(state.shape)} and {tuple(goal.shape)}"
             )
 
-    def _replay(self, snapshot: np.ndarray, actions: np.ndarray) -> list[np.ndarray]:
-        """Frames after each plan step of one candidate ([H, d] actions) from ``snapshot``."""
-        self.sim.set_state(snapshot)
-        frame, frames, over = self.sim.render(), [], False
-        for step in actions.reshape(actions.shape[0], self.frameskip, self.env_dim):
-            for a in step:
-                if over:  # a terminated episode stays on its last frame
-                    break
-                frame, _, terminated, truncated, _ = self.sim.step(a)
-                over = terminated or truncated
-            frames.append(frame)
-        return frames
-
     def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
         """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]."""
         b, k, h, _ = actions.shape
-        keep = range(h) if self.cfg.cost == "sum" else [h - 1]
-        acts = actions.double().cpu().numpy()
+        keep = list(range(h)) if self.cfg.cost == "sum" else [h - 1]
+        # Plan step t ends after env step (t + 1) * frameskip - 1.
+        env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
+        acts = actions.double().cpu().numpy().reshape(b, k, h * self.frameskip, self.env_dim)
         snaps = state.double().cpu().numpy()
         frames = [
             f
             for i in range(b)
-            for j in range(k)
-            for t, f in enumerate(self._replay(snaps[i], acts[i, j]))
-            if t in keep
+            for candidate in replay_frames(self.sim, snaps[i], acts[i], env_keep)
+            for f in candidate
         ]
         z = torch.cat(
             [
