@@ -24,7 +24,7 @@ from vjepa2.config import apply_overrides, get_preset
 from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, summarize
 from vjepa2.eval.plots import ablation_curves
 from vjepa2.eval.report import log_ablations
-from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
+from vjepa2.eval.rollout import held_out_rollout_cosine
 from vjepa2.train.builders import load_world_model
 
 # name: (Phase-1 overrides or None for no Phase 1, Phase-2 overrides)
@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"tracking.uri={uri}",
         *args.overrides,
     ]
-    frames, actions = load_episode_windows(data, "val", num_frames=11)
     planning = apply_overrides(
         PlanningEvalConfig(episodes=args.episodes, agents=("cem",)), args.plan_overrides
     )
@@ -85,8 +84,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
         ckpt = fit(dyn, progress=not args.quiet).checkpoint
         checkpoints.append(Path(ckpt))
-        model, _ = load_world_model(ckpt)
-        cos = rollout_cosine(model, frames, actions, (1, 5, 10))
+        model, model_cfg = load_world_model(ckpt)
+        cos, held_out = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
         (success,) = summarize(evaluate_seeds(planning, seeds, str(ckpt)))
         rows.append({"ablation": name, "rollout_cosine": cos, "planning": success})
         print(f"{name}: cos@1 {cos['model'][1]:.4f}, success {success['success_rate']:.0%}")
@@ -103,16 +102,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
+    # The horizons the episodes allowed at the preset's frameskip (1/5/10, or 1/5/8 at k=5).
+    hs = list(rows[0]["rollout_cosine"]["model"]) if rows else [1, 5, 10]
+    cols = "".join(f" cos@{k} |" for k in hs)
     lines = [
-        "| ablation | cos@1 | cos@5 | cos@10 | error/copy @1/5/10 | planning success (95% CI) |",
-        "|---|---|---|---|---|---|",
+        f"| ablation |{cols} error/copy @{'/'.join(map(str, hs))} | planning success (95% CI) |",
+        "|---|" + "---|" * len(hs) + "---|---|",
     ]
     for r in rows:
         c, s = r["rollout_cosine"], r["planning"]
-        err = " / ".join(f"{c['error_vs_copy'][k]:.2f}" for k in (1, 5, 10))
+        cos = " | ".join(f"{c['model'][k]:.4f}" for k in hs)
+        err = " / ".join(f"{c['error_vs_copy'][k]:.2f}" for k in hs)
         lines.append(
-            f"| {r['ablation']} | {c['model'][1]:.4f} | {c['model'][5]:.4f} | "
-            f"{c['model'][10]:.4f} | {err} | {s['success_rate']:.0%} "
+            f"| {r['ablation']} | {cos} | {err} | {s['success_rate']:.0%} "
             f"({s['ci95_low']:.0%}-{s['ci95_high']:.0%}) |"
         )
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from vjepa2.config import ConfigError, apply_overrides, get_preset
 from vjepa2.data.collect import CollectConfig
 from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.report import pipeline_report
-from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
+from vjepa2.eval.rollout import held_out_rollout_cosine
 from vjepa2.train.builders import load_world_model
 
 PLAN_AGENTS = ("cem", "random", "do_nothing", "oracle")
@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
 
-    model, _ = load_world_model(dyn.checkpoint)
-    frames, actions = load_episode_windows(str(data), "val", num_frames=11)
-    cos = rollout_cosine(model, frames, actions, (1, 5, 10))
+    model, model_cfg = load_world_model(dyn.checkpoint)
+    cos, held_out = held_out_rollout_cosine(model, str(data), model_cfg.data.dataset.frameskip)
     plan_cfg = PlanningEvalConfig(
         env=args.env, episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS
     )
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
             "last": d[-1],
         },
         "rollout_cosine": cos,
-        "held_out_episodes": int(frames.shape[0]),
+        "held_out_episodes": held_out,
         "planning": planning,
         "seconds_total": time.perf_counter() - t0,
     }

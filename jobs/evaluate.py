@@ -66,10 +66,19 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = train_missing_baselines(cfg, args.dataset, out)
 
     t0 = time.perf_counter()
+    results: dict = {"config": to_dict(cfg)}
+    if args.dataset:  # first: seconds, not the planning's minutes, if it is going to fail
+        from vjepa2.eval.rollout import held_out_rollout_cosine
+        from vjepa2.train.builders import load_world_model
+
+        model, model_cfg = load_world_model(ckpt)
+        results["rollout_cosine"], _ = held_out_rollout_cosine(
+            model, args.dataset, model_cfg.data.dataset.frameskip
+        )
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
     outcomes = run_episodes(cfg, seeds, str(ckpt), args.local)
     rows = summarize(outcomes)
-    results: dict = {"planning": rows, "config": to_dict(cfg)}
+    results["planning"] = rows
     results["flops_per_step"] = flops = rollout_step_flops(cfg, str(ckpt))
     flops_line = "FLOPs per rollout step: " + ", ".join(f"{k} {v:,}" for k, v in flops.items())
     figures = [success_bars(rows, out / "success.png")]
@@ -79,13 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
             figures.append(
                 plan_strip(o.frames, o.goal_frame, out / f"plan_{o.agent}_{o.seed}.png", title)
             )
-    if args.dataset:
-        from vjepa2.eval.rollout import load_episode_windows, rollout_cosine
-        from vjepa2.train.builders import load_world_model
-
-        model, _ = load_world_model(ckpt)
-        frames, actions = load_episode_windows(args.dataset, "val", num_frames=11)
-        results["rollout_cosine"] = rollout_cosine(model, frames, actions, (1, 5, 10))
+    if "rollout_cosine" in results:
         figures.append(cosine_vs_horizon(results["rollout_cosine"], out / "cosine.png"))
     results["seconds"] = time.perf_counter() - t0
     table = markdown_table(rows)

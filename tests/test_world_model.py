@@ -175,3 +175,41 @@ def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():
     flat = torch.full((2, 3, 16, 16), 0.7)
     torch.testing.assert_close(gaussian_blur(flat, 3.0), flat)  # replicated edges
     assert gaussian_blur(x, 0.0) is x
+
+
+def test_held_out_rollouts_step_at_the_models_frameskip(tiny_dynamics, tmp_path):
+    """A frameskip-k model is scored on every k-th frame with k raw actions per step, and the
+    horizons shrink to what the episodes hold instead of failing after a long evaluation."""
+    from vjepa2.data.collect import CollectConfig
+    from vjepa2.data.collect_sink import collect_local
+    from vjepa2.data.dataset import VideoActionDataset
+    from vjepa2.data.transforms import normalize_frames
+    from vjepa2.eval.rollout import held_out_rollout_cosine, load_episode_windows
+
+    data = tmp_path / "data"
+    collect_local(
+        CollectConfig(
+            out=str(data), env="tworoom", episodes=4, steps_per_episode=20, seed=1,
+            val_fraction=0.5,
+        ),
+        progress=False,
+    )  # fmt: skip
+    frames, actions = load_episode_windows(str(data), "val", num_frames=4, frameskip=3)
+    ds = VideoActionDataset.open(str(data))
+    (ep, *_) = [e for e in ds if e.split == "val"]
+    with ds.open_video(ep) as reader:
+        every_third = reader.get_frames([0, 3, 6, 9])
+    assert frames.shape == (2, 4, 3, 64, 64) and actions.shape == (2, 3, 6)
+    assert torch.equal(frames[0], normalize_frames(torch.from_numpy(every_third)))
+    assert torch.equal(actions[0], torch.from_numpy(ep.actions[:9]).float().reshape(3, 6))
+
+    cfg = apply_overrides(tiny_dynamics, ["dynamics.action_dim=6"])
+    model, _ = build_world_model(cfg)
+    cos, episodes = held_out_rollout_cosine(model, str(data), frameskip=3)
+    assert episodes == 2
+    assert list(cos["model"]) == [1, 5, 6]  # 21 frames: 6 steps of 3 at most
+    assert all(0.0 < cos["copy"][k] <= 1.0 + 1e-6 for k in (1, 5, 6))
+    with pytest.raises(ValueError, match="frameskip"):
+        held_out_rollout_cosine(model, str(data), frameskip=1)  # 2-value actions, model wants 6
+    with pytest.raises(ValueError, match="too short"):
+        held_out_rollout_cosine(model, str(data), frameskip=25)

@@ -55,27 +55,73 @@ def rollout_cosine(
     }
 
 
-def load_episode_windows(
-    root: str, split: str = "val", num_frames: int = 11, max_episodes: int = 64
-) -> tuple[Tensor, Tensor]:
-    """The first ``num_frames`` frames (normalised) and their actions of a split's episodes.
+def held_out_rollout_cosine(
+    model: WorldModel,
+    root: str,
+    frameskip: int = 1,
+    horizons: tuple[int, ...] = (1, 5, 10),
+    split: str = "val",
+) -> tuple[dict[str, dict[int, float]], int]:
+    """``rollout_cosine`` on a dataset split's episodes at the model's frameskip, and how many
+    episodes it used.
 
-    Returns frames [B, num_frames, C, H, W] and actions [B, num_frames-1, d_a]; episodes
-    shorter than ``num_frames`` are left out, and none at all is an error.
+    A model trained with frameskip k steps k frames per action (its actions are k raw ones
+    concatenated), so horizon h needs h*k + 1 frames. Horizons longer than the split's
+    episodes allow are dropped and the longest that fits is added in their place (41-frame
+    episodes at k=5 give 1, 5 and 8).
     """
+    from vjepa2.data.dataset import VideoActionDataset
+
+    if frameskip < 1:
+        raise ValueError(f"frameskip must be >= 1, got {frameskip}")
+    lengths = [
+        ep.num_frames
+        for ep in VideoActionDataset.open(root)
+        if ep.split == split and ep.actions is not None
+    ]
+    if not lengths:
+        raise ValueError(f"{root}: no {split!r} episode with actions")
+    reach = (max(lengths) - 1) // frameskip
+    if reach < 1:
+        raise ValueError(f"{root}: {split!r} episodes are too short for frameskip {frameskip}")
+    fits = tuple(h for h in horizons if h <= reach)
+    if len(fits) < len(horizons) and reach not in fits:
+        fits = (*fits, reach)
+    frames, actions = load_episode_windows(
+        root, split, num_frames=max(fits) + 1, frameskip=frameskip
+    )
+    return rollout_cosine(model, frames, actions, fits), len(frames)
+
+
+def load_episode_windows(
+    root: str,
+    split: str = "val",
+    num_frames: int = 11,
+    max_episodes: int = 64,
+    frameskip: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """The first ``num_frames`` frames (normalised, every ``frameskip``-th) and their actions
+    of a split's episodes.
+
+    Returns frames [B, num_frames, C, H, W] and actions [B, num_frames-1, d_a * frameskip]
+    (each row the k raw actions between two kept frames, concatenated as in training);
+    episodes too short are left out, and none at all is an error.
+    """
+    from vjepa2.data.clips import window_actions
     from vjepa2.data.dataset import VideoActionDataset
     from vjepa2.data.transforms import normalize_frames
 
     ds = VideoActionDataset.open(root)
+    span = (num_frames - 1) * frameskip + 1
     frames, actions = [], []
     for ep in ds:
-        if ep.split != split or ep.num_frames < num_frames or ep.actions is None:
+        if ep.split != split or ep.num_frames < span or ep.actions is None:
             continue
         with ds.open_video(ep) as reader:
-            frames.append(torch.from_numpy(reader.get_frames(range(num_frames))))
-        actions.append(torch.from_numpy(ep.actions[: num_frames - 1]).float())
+            frames.append(torch.from_numpy(reader.get_frames(range(0, span, frameskip))))
+        actions.append(torch.from_numpy(window_actions(ep.actions, 0, num_frames - 1, frameskip)))
         if len(frames) == max_episodes:
             break
     if not frames:
-        raise ValueError(f"{root}: no {split!r} episode has {num_frames} frames")
+        raise ValueError(f"{root}: no {split!r} episode has {span} frames")
     return normalize_frames(torch.stack(frames)), torch.stack(actions)

@@ -130,7 +130,8 @@ class DynamicsModel(nn.Module):
         if action.dim() != expect_dim or action.shape[-1] != self.action_dim:
             raise ValueError(
                 f"{what} must be {'[B, d_a]' if expect_dim == 2 else '[B, H, d_a]'} with "
-                f"d_a={self.action_dim}, got shape {tuple(action.shape)}"
+                f"d_a={self.action_dim}, got shape {tuple(action.shape)} (a model trained "
+                f"with frameskip k takes k raw actions per step, concatenated)"
             )
         if action.shape[0] != state.shape[0]:
             raise ValueError(
