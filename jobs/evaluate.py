@@ -10,7 +10,9 @@ With --dataset, the BC policy (and the pixel-space world model, when asked for w
 skipped. ``results.json`` also holds each planner's FLOPs per rollout step.
 
 Episodes fan out as Ray tasks (a few small chunks of seeds per CPU; ``--local`` runs
-in-process), with a progress bar over episodes. The table lands in the terminal and
+in-process), with a progress bar over episodes. Finished episodes land in
+``<out>/episodes.jsonl`` as they finish: rerun the same command after an interruption and only
+the missing ones are planned (``--no-resume`` starts over). The table lands in the terminal and
 ``<out>/results.md``, the figures and ``results.json`` beside it, and all of it in an MLflow
 run of the ``vjepa2-eval`` experiment.
 """
@@ -21,11 +23,13 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from jobs.cli import add_overrides
 from vjepa2.config import ConfigError, apply_overrides, load_yaml, to_dict
+from vjepa2.eval.episode_log import EpisodeLog, fingerprint
 from vjepa2.eval.planning import (
     PlanningEvalConfig,
     evaluate_seeds,
@@ -36,6 +40,7 @@ from vjepa2.eval.planning import (
 )
 from vjepa2.eval.plots import cosine_vs_horizon, plan_strip, success_bars
 from vjepa2.eval.report import log_evaluation
+from vjepa2.planning import EpisodeOutcome
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,6 +55,9 @@ def main(argv: list[str] | None = None) -> dict:
     add_overrides(p, help="e.g. budget=50, goal_offset=25, cem.num_candidates=300")
     p.add_argument("--local", action="store_true", help="no Ray: episodes in this process")
     p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument(
+        "--no-resume", action="store_true", help="ignore the episodes in <out>/episodes.jsonl"
+    )
     args = p.parse_args(argv)
     ckpt = Path(args.checkpoint).resolve()
     if not ckpt.is_file():
@@ -76,7 +84,16 @@ def main(argv: list[str] | None = None) -> dict:
             model, args.dataset, model_cfg.data.dataset.frameskip
         )
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
-    outcomes = run_episodes(cfg, seeds, str(ckpt), args.local)
+    log = EpisodeLog(out / "episodes.jsonl", fingerprint(ckpt, to_dict(cfg)))
+    if args.no_resume:
+        log.clear()
+    done = {s: o for s, o in log.load(cfg.agents).items() if s in seeds}
+    if done:
+        print(f"resuming: {len(done)} of {len(seeds)} episodes already in {log.path}")
+    todo = [s for s in seeds if s not in done]
+    fresh = run_episodes(cfg, todo, str(ckpt), args.local, on_chunk=log.append) if todo else []
+    by_seed = {**done, **{s: [o for o in fresh if o.seed == s] for s in todo}}
+    outcomes = [o for s in seeds for o in by_seed[s]]
     rows = summarize(outcomes)
     results["planning"] = rows
     results["flops_per_step"] = flops = rollout_step_flops(cfg, str(ckpt))
@@ -100,15 +117,28 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bool) -> list:
+def run_episodes(
+    cfg: PlanningEvalConfig,
+    seeds: list[int],
+    ckpt: str,
+    local: bool,
+    on_chunk: Callable[[list[EpisodeOutcome]], None] | None = None,
+) -> list[EpisodeOutcome]:
     """Every agent on every seed: in-process, or small chunks of seeds as Ray tasks (one CPU
-    each), with a progress bar over episodes either way."""
+    each), with a progress bar over episodes either way. ``on_chunk`` gets each chunk's
+    outcomes as it finishes (the episode log), so an interruption keeps them."""
     from tqdm.auto import tqdm
 
+    on_chunk = on_chunk or (lambda outcomes: None)
     bar = tqdm(total=len(seeds), desc="episodes", unit="ep")
     try:
         if local:
-            return evaluate_seeds(cfg, seeds, ckpt, record=1, progress=bar.update)
+            outcomes = []
+            for i, seed in enumerate(seeds):  # one chunk per episode: each is logged at once
+                part = evaluate_seeds(cfg, [seed], ckpt, record=int(i == 0), progress=bar.update)
+                on_chunk(part)
+                outcomes += part
+            return outcomes
         import ray
 
         from jobs.ray_runtime import ensure_ray
@@ -123,6 +153,7 @@ def run_episodes(cfg: PlanningEvalConfig, seeds: list[int], ckpt: str, local: bo
         sizes, pending = {ref: len(c) for ref, c in zip(refs, chunks, strict=True)}, list(refs)
         while pending:
             (done,), pending = ray.wait(pending, num_returns=1)
+            on_chunk(ray.get(done))
             bar.update(sizes[done])
         return [o for part in ray.get(refs) for o in part]
     finally:

@@ -70,3 +70,39 @@ def test_true_dynamics_agent_runs_beside_cem_on_the_same_episodes(tiny_world_mod
     assert [o.agent for o in outcomes] == ["cem", "cem_true_dynamics"] * 2
     assert all(o.steps == 3 or o.success for o in outcomes)
     assert all(len(o.plan_seconds) >= 1 for o in outcomes)
+
+
+def test_an_interrupted_evaluation_resumes_from_its_episode_log(tiny_world_model, tmp_path, capsys):
+    out = tmp_path / "eval"
+    common = [
+        f"--checkpoint={tiny_world_model}",
+        "--local",
+        "--no-mlflow",
+        f"--out={out}",
+        "--set=agents=[cem,oracle]",
+        "--set=budget=4",
+        "--set=cem.num_candidates=8",
+        "--set=cem.iterations=1",
+    ]
+    first = evaluate.main([*common, "--episodes=2"])
+    log = out / "episodes.jsonl"
+    assert len(log.read_text().splitlines()) == 4  # 2 episodes x 2 agents, written as they end
+    with log.open("a") as f:
+        f.write('{"key": "cut short by a cra')  # a crash mid-write leaves a partial line
+    capsys.readouterr()
+
+    more = evaluate.main([*common, "--episodes=3"])
+    assert "resuming: 2 of 3 episodes" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 4 + 1 + 2  # only the third episode ran
+    rows = {r["agent"]: r for r in more["planning"]}
+    assert all(r["episodes"] == 3 for r in rows.values())
+    fresh = evaluate.main([*common, "--episodes=3", f"--out={tmp_path / 'fresh'}"])
+    for a, b in zip(more["planning"], fresh["planning"], strict=True):  # same as one go
+        assert a["success_rate"] == b["success_rate"] and a["episodes"] == b["episodes"]
+    assert first["planning"][0]["episodes"] == 2
+
+    evaluate.main([*common, "--episodes=2", "--set=cem.horizon=3"])  # other settings: rerun
+    assert "resuming" not in capsys.readouterr().out
+    evaluate.main([*common, "--episodes=2", "--no-resume"])
+    assert "resuming" not in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 4

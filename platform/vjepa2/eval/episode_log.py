@@ -1,0 +1,90 @@
+"""Finished evaluation episodes on disk, so an interrupted ``jobs.evaluate`` resumes.
+
+A 50-episode evaluation can run for hours on CPU. Every chunk of finished episodes is
+appended to ``<out>/episodes.jsonl`` (one line per agent and episode) as it lands; a rerun
+with the same checkpoint and settings plans only the seeds that are missing. Lines carry a
+fingerprint of what decides an outcome (the checkpoint file, the evaluation config without
+its episode count), so lines from another model or other settings are never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vjepa2.planning import EpisodeOutcome
+
+
+def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
+    """Short hash of the checkpoint (path, size, mtime) and the config without ``episodes``
+    (asking for more episodes reuses the ones already run)."""
+    st = Path(checkpoint).stat()
+    key = {
+        "checkpoint": [str(Path(checkpoint).resolve()), st.st_size, st.st_mtime_ns],
+        "config": {k: v for k, v in config.items() if k != "episodes"},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class EpisodeLog:
+    """Append-only JSON lines of ``EpisodeOutcome`` (without recorded frames)."""
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.path, self.key = Path(path), key
+
+    def load(self, agents: tuple[str, ...]) -> dict[int, list[EpisodeOutcome]]:
+        """Seed -> its outcomes in ``agents`` order, for seeds every agent has finished."""
+        found: dict[int, dict[str, EpisodeOutcome]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash mid-write
+                    continue
+                if row.get("key") != self.key or row.get("agent") not in agents:
+                    continue
+                outcome = EpisodeOutcome(
+                    seed=int(row["seed"]),
+                    agent=row["agent"],
+                    success=bool(row["success"]),
+                    steps_to_success=row["steps_to_success"],
+                    steps=int(row["steps"]),
+                    plan_seconds=[float(s) for s in row["plan_seconds"]],
+                )
+                found.setdefault(outcome.seed, {})[outcome.agent] = outcome
+        return {
+            seed: [by_agent[a] for a in agents]
+            for seed, by_agent in found.items()
+            if all(a in by_agent for a in agents)
+        }
+
+    def append(self, outcomes: list[EpisodeOutcome]) -> None:
+        rows = [
+            {
+                "key": self.key,
+                "seed": o.seed,
+                "agent": o.agent,
+                "success": o.success,
+                "steps_to_success": o.steps_to_success,
+                "steps": o.steps,
+                "plan_seconds": o.plan_seconds,
+            }
+            for o in outcomes
+        ]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line cut short by a crash: never glue onto it
+                    text = "\n" + text
+        with self.path.open("a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
