@@ -9,19 +9,18 @@ With --dataset, the BC policy (and the pixel-space world model, when asked for w
 ``<out>/pixel_wm.pt``, unless their checkpoints are given; without a dataset they are
 skipped. ``results.json`` also holds each planner's FLOPs per rollout step.
 
-Episodes fan out as Ray tasks (a few small chunks of seeds per CPU; ``--local`` runs
-in-process), with a progress bar over episodes. Finished episodes land in
-``<out>/episodes.jsonl`` as they finish: rerun the same command after an interruption and only
-the missing ones are planned (``--no-resume`` starts over). The table lands in the terminal and
-``<out>/results.md``, the figures and ``results.json`` beside it, and all of it in an MLflow
-run of the ``vjepa2-eval`` experiment.
+Episodes fan out as Ray tasks (one per episode; ``--local`` runs in-process), with a
+progress bar over episodes. Finished episodes land in ``<out>/episodes.jsonl`` as they end:
+rerun the same command after an interruption and only the missing ones are planned
+(``--no-resume`` starts over). The table lands in the terminal and ``<out>/results.md``, the
+figures and ``results.json`` beside it, and all of it in an MLflow run of the ``vjepa2-eval``
+experiment.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     if done:
         print(f"resuming: {len(done)} of {len(seeds)} episodes already in {log.path}")
     todo = [s for s in seeds if s not in done]
-    fresh = run_episodes(cfg, todo, str(ckpt), args.local, on_chunk=log.append) if todo else []
+    fresh = run_episodes(cfg, todo, str(ckpt), args.local, on_episode=log.append) if todo else []
     by_seed = {**done, **{s: [o for o in fresh if o.seed == s] for s in todo}}
     outcomes = [o for s in seeds for o in by_seed[s]]
     rows = summarize(outcomes)
@@ -122,21 +121,24 @@ def run_episodes(
     seeds: list[int],
     ckpt: str,
     local: bool,
-    on_chunk: Callable[[list[EpisodeOutcome]], None] | None = None,
+    on_episode: Callable[[list[EpisodeOutcome]], None] | None = None,
 ) -> list[EpisodeOutcome]:
-    """Every agent on every seed: in-process, or small chunks of seeds as Ray tasks (one CPU
-    each), with a progress bar over episodes either way. ``on_chunk`` gets each chunk's
-    outcomes as it finishes (the episode log), so an interruption keeps them."""
+    """Every agent on every seed, one episode per call: in-process, or as Ray tasks (one CPU
+    each), with a progress bar over episodes either way. ``on_episode`` gets each episode's
+    outcomes (all agents) as it finishes (the episode log), so an interruption keeps them.
+    An episode takes seconds to minutes, so loading the models per episode costs little, and
+    no core sits idle behind a long chunk."""
     from tqdm.auto import tqdm
 
-    on_chunk = on_chunk or (lambda outcomes: None)
+    on_episode = on_episode or (lambda outcomes: None)
     bar = tqdm(total=len(seeds), desc="episodes", unit="ep")
     try:
         if local:
             outcomes = []
-            for i, seed in enumerate(seeds):  # one chunk per episode: each is logged at once
-                part = evaluate_seeds(cfg, [seed], ckpt, record=int(i == 0), progress=bar.update)
-                on_chunk(part)
+            for i, seed in enumerate(seeds):
+                part = evaluate_seeds(cfg, [seed], ckpt, record=int(i == 0))
+                on_episode(part)
+                bar.update(1)
                 outcomes += part
             return outcomes
         import ray
@@ -144,17 +146,13 @@ def run_episodes(
         from jobs.ray_runtime import ensure_ray
 
         ensure_ray()
-        cpus = max(1, min(int(ray.cluster_resources().get("CPU", 1)), os.cpu_count() or 1))
-        # A few chunks per CPU: the bar moves, and a slow chunk does not hold a core idle.
-        size = max(1, -(-len(seeds) // (4 * cpus)))
-        chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
         task = ray.remote(num_cpus=1)(evaluate_seeds)
-        refs = [task.remote(cfg, c, ckpt, 1 if i == 0 else 0) for i, c in enumerate(chunks)]
-        sizes, pending = {ref: len(c) for ref, c in zip(refs, chunks, strict=True)}, list(refs)
+        refs = [task.remote(cfg, [s], ckpt, int(i == 0)) for i, s in enumerate(seeds)]
+        pending = list(refs)
         while pending:
             (done,), pending = ray.wait(pending, num_returns=1)
-            on_chunk(ray.get(done))
-            bar.update(sizes[done])
+            on_episode(ray.get(done))
+            bar.update(1)
         return [o for part in ray.get(refs) for o in part]
     finally:
         bar.close()
