@@ -124,10 +124,10 @@ def run_episodes(
     on_episode: Callable[[list[EpisodeOutcome]], None] | None = None,
 ) -> list[EpisodeOutcome]:
     """Every agent on every seed, one episode per call: in-process, or as Ray tasks (one CPU
-    each), with a progress bar over episodes either way. ``on_episode`` gets each episode's
-    outcomes (all agents) as it finishes (the episode log), so an interruption keeps them.
-    An episode takes seconds to minutes, so loading the models per episode costs little, and
-    no core sits idle behind a long chunk."""
+    each, one per core at a time), with a progress bar over episodes either way.
+    ``on_episode`` gets each episode's outcomes (all agents) as it finishes (the episode log),
+    so an interruption keeps them. An episode takes seconds to minutes, so loading the models
+    per episode costs little, and no core sits idle behind a long chunk."""
     from tqdm.auto import tqdm
 
     on_episode = on_episode or (lambda outcomes: None)
@@ -143,17 +143,26 @@ def run_episodes(
             return outcomes
         import ray
 
-        from jobs.ray_runtime import ensure_ray
+        from jobs.ray_runtime import compute_cpus, ensure_ray
 
         ensure_ray()
         task = ray.remote(num_cpus=1)(evaluate_seeds)
-        refs = [task.remote(cfg, [s], ckpt, int(i == 0)) for i, s in enumerate(seeds)]
-        pending = list(refs)
-        while pending:
+        # At most one episode per core in flight: its planning seconds are then real.
+        limit, queue = compute_cpus(), list(enumerate(seeds))
+        pending: list = []
+        seed_of: dict = {}
+        finished: dict[int, list[EpisodeOutcome]] = {}
+        while queue or pending:
+            while queue and len(pending) < limit:
+                i, seed = queue.pop(0)
+                ref = task.remote(cfg, [seed], ckpt, int(i == 0))
+                pending.append(ref)
+                seed_of[ref] = seed
             (done,), pending = ray.wait(pending, num_returns=1)
-            on_episode(ray.get(done))
+            finished[seed_of[done]] = part = ray.get(done)
+            on_episode(part)
             bar.update(1)
-        return [o for part in ray.get(refs) for o in part]
+        return [o for seed in seeds for o in finished[seed]]
     finally:
         bar.close()
 

@@ -31,3 +31,13 @@ def ensure_ray(*, object_store_mb: int = 512) -> None:
         # Workers import jobs/ and pipelines/ from the repository root.
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
     )
+
+
+def compute_cpus() -> int:
+    """How many CPU-bound tasks to keep running at once: the cluster's CPUs, or this
+    machine's cores in the embedded instance, whose logical CPUs are over-subscribed (twice
+    as many tasks as cores would halve each one's speed and double its timings)."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if os.environ.get("RAY_ADDRESS"):
+        return cpus
+    return min(cpus, os.cpu_count() or 1)

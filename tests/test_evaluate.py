@@ -106,3 +106,24 @@ def test_an_interrupted_evaluation_resumes_from_its_episode_log(tiny_world_model
     evaluate.main([*common, "--episodes=2", "--no-resume"])
     assert "resuming" not in capsys.readouterr().out
     assert len(log.read_text().splitlines()) == 4
+
+
+def test_ray_episodes_match_the_local_ones_and_log_each_as_it_ends(tiny_world_model, ray_cluster):
+    from jobs.evaluate import run_episodes
+    from jobs.ray_runtime import compute_cpus
+    from vjepa2.eval.planning import PlanningEvalConfig
+    from vjepa2.planning import CEMConfig
+
+    assert compute_cpus() == 2  # the fixture's 4 logical CPUs on this machine's 2 cores
+    cfg = PlanningEvalConfig(
+        budget=3, agents=("cem", "oracle"), cem=CEMConfig(num_candidates=8, iterations=1)
+    )
+    seeds = [1_000_000 + i for i in range(4)]
+    logged: list = []
+    remote = run_episodes(cfg, seeds, str(tiny_world_model), False, on_episode=logged.append)
+    local = run_episodes(cfg, seeds, str(tiny_world_model), True)
+    assert sorted(part[0].seed for part in logged) == seeds  # one call per episode
+    assert all([o.agent for o in part] == ["cem", "oracle"] for part in logged)
+    key = [(o.seed, o.agent, o.success, o.steps) for o in remote]
+    assert key == [(o.seed, o.agent, o.success, o.steps) for o in local]  # seeded, in order
+    assert len(remote[0].frames) > 0 and not remote[2].frames  # the first episode is recorded
