@@ -95,10 +95,13 @@ def run_local(
     run_loop(task, source, start, end, settings, on_log=log, on_checkpoint=save, progress=progress)
     if checkpoint is None:
         raise RuntimeError(f"no checkpoint written in {ckpt_dir}")
-    if end == train.steps:
+    final = out / "final.pt"
+    if end == train.steps and (start < end or not final.exists()):  # a finished rerun: kept
         # The same <out>/<kind>/final.pt as a Ray Train run, so the next phase's command
         # does not depend on how this one ran.
-        checkpoint = copy_checkpoint(checkpoint, out / "final.pt")
+        checkpoint = copy_checkpoint(checkpoint, final)
+    if end == train.steps and final.exists():
+        checkpoint = final
     return RunResult(out, checkpoint, history, task.cfg)
 
 
