@@ -1,7 +1,7 @@
 """Finished evaluation episodes on disk, so an interrupted ``jobs.evaluate`` resumes.
 
-A 50-episode evaluation can run for hours on CPU. Every chunk of finished episodes is
-appended to ``<out>/episodes.jsonl`` (one line per agent and episode) as it lands; a rerun
+A 50-episode evaluation can run for hours on CPU. Every finished episode is appended to
+``<out>/episodes.jsonl`` (one line per agent) as it ends; a rerun
 with the same checkpoint and settings plans only the seeds that are missing. Lines carry a
 fingerprint of what decides an outcome (the checkpoint file, the evaluation config without
 its episode count), so lines from another model or other settings are never mixed in.

@@ -96,11 +96,11 @@ def run_local(
     if checkpoint is None:
         raise RuntimeError(f"no checkpoint written in {ckpt_dir}")
     final = out / "final.pt"
-    if end == train.steps and (start < end or not final.exists()):  # a finished rerun: kept
-        # The same <out>/<kind>/final.pt as a Ray Train run, so the next phase's command
-        # does not depend on how this one ran.
-        checkpoint = copy_checkpoint(checkpoint, final)
-    if end == train.steps and final.exists():
+    if end == train.steps:
+        # The same <out>/<kind>/final.pt as a Ray Train run, so the next phase's command does
+        # not depend on how this one ran; a finished rerun leaves it untouched.
+        if start < end or not final.exists():
+            copy_checkpoint(checkpoint, final)
         checkpoint = final
     return RunResult(out, checkpoint, history, task.cfg)
 
