@@ -2,13 +2,17 @@
 
 python -m jobs.ablations --dataset runs/demo/data/tworoom            # tiny preset, all rows
 python -m jobs.ablations --dataset ... --only full no_ema --episodes 50
+python -m jobs.ablations --dataset ... --dynamics-set state.pooled=false   # Phase 2 only
 
 Variants that keep the Phase-1 recipe share the full run's encoder; each row then trains its
 own dynamics model and is scored by held-out rollout cos-sim (1/5/10 steps, beside the copy
-baseline) and CEM planning success. Results: ``<out>/ablations.md``, ``ablations.json`` and
-``ablations.png`` (error/copy by horizon, success bars), and one MLflow run of the
-``vjepa2-eval`` experiment with every row's metrics; all rows train into one store
-(``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db``).
+baseline) and CEM planning success, its episodes fanned out like ``jobs.evaluate``'s (one Ray
+task per episode, one per core; ``--local`` in-process) and logged to
+``<out>/<row>/episodes.jsonl``. A rerun of the same command picks up where it stopped:
+finished training runs are reused and only missing episodes are planned. Results:
+``<out>/ablations.md``, ``ablations.json`` and ``ablations.png`` (error/copy by horizon,
+success bars), and one MLflow run of the ``vjepa2-eval`` experiment with every row's metrics;
+all rows train into one store (``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from jobs.cli import add_overrides
+from jobs.evaluate import run_logged_episodes
 from jobs.train_job import fit
-from vjepa2.config import apply_overrides, get_preset
-from vjepa2.eval.planning import PlanningEvalConfig, evaluate_seeds, summarize
+from vjepa2.config import ConfigError, apply_overrides, get_preset
+from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.plots import ablation_curves
 from vjepa2.eval.report import log_ablations
 from vjepa2.eval.rollout import held_out_rollout_cosine
@@ -47,12 +53,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--out", default="runs/ablations")
     p.add_argument("--only", nargs="+", choices=sorted(ABLATIONS), help="a subset of rows")
-    p.add_argument("--episodes", type=int, default=20, help="planning episodes per row")
+    p.add_argument(
+        "--episodes", type=int, default=20, help="planning episodes per row (0: rollouts only)"
+    )
     add_overrides(p, help="overrides for both phases, e.g. train.steps=100")
+    add_overrides(p, "--pretrain-set", "pretrain_overrides", "Phase 1 only, e.g. ema.start=0.996")
+    add_overrides(p, "--dynamics-set", "dynamics_overrides", "Phase 2 only, e.g. loss.horizon=3")
     add_overrides(p, "--plan-set", "plan_overrides", "planning, e.g. cem.num_candidates=300")
+    p.add_argument("--local", action="store_true", help="no Ray tasks for the planning episodes")
+    p.add_argument("--no-resume", action="store_true", help="replan every row's episodes")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-mlflow", action="store_true", help="no summary run in MLflow")
     args = p.parse_args(argv)
+    if args.episodes < 0:
+        p.error("--episodes must be >= 0")
     out = Path(args.out).resolve()
     data = str(Path(args.dataset).resolve())
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
@@ -62,33 +76,57 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"tracking.uri={uri}",
         *args.overrides,
     ]
-    planning = apply_overrides(
-        PlanningEvalConfig(episodes=args.episodes, agents=("cem",)), args.plan_overrides
-    )
+    names = args.only or list(ABLATIONS)
+    pre_common = [*common, *args.pretrain_overrides]
+    dyn_common = [*common, *args.dynamics_overrides]
+
+    def pretrain_cfg(name: str) -> Any:
+        recipe = ABLATIONS[name][0] or []
+        folder = out / (name if recipe else "full")
+        overrides = [*pre_common, f"train.out_dir={folder}", *recipe]
+        return apply_overrides(get_preset("pretrain", args.preset), overrides)
+
+    def dynamics_cfg(name: str, encoder: str) -> Any:
+        overrides = [
+            *dyn_common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}",
+            *ABLATIONS[name][1],
+        ]  # fmt: skip
+        return apply_overrides(get_preset("dynamics", args.preset), overrides)
+
+    try:  # every row's configs, before minutes of training go into the first one
+        planning = apply_overrides(
+            PlanningEvalConfig(episodes=args.episodes, agents=("cem",)), args.plan_overrides
+        )
+        for name in names:
+            if ABLATIONS[name][0] is not None:
+                pretrain_cfg(name)
+            dynamics_cfg(name, "")
+    except (ConfigError, ValueError) as exc:
+        raise SystemExit(f"config error: {exc}") from None
     seeds = [planning.seed + i for i in range(args.episodes)]
     rows, encoders, checkpoints = [], {}, []
-    for name in args.only or list(ABLATIONS):
-        pre_over, dyn_over = ABLATIONS[name]
+    for name in names:
+        pre_over = ABLATIONS[name][0]
         encoder = ""
         if pre_over is not None:
             key = tuple(pre_over)
             if key not in encoders:
-                folder = out / ("full" if not pre_over else name)
-                cfg = get_preset("pretrain", args.preset)
-                cfg = apply_overrides(cfg, [*common, f"train.out_dir={folder}", *pre_over])
-                encoders[key] = str(fit(cfg, progress=not args.quiet).checkpoint)
+                encoders[key] = str(fit(pretrain_cfg(name), progress=not args.quiet).checkpoint)
             encoder = encoders[key]
-        dyn = apply_overrides(
-            get_preset("dynamics", args.preset),
-            [*common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}", *dyn_over],
-        )
+        dyn = dynamics_cfg(name, encoder)
         ckpt = fit(dyn, progress=not args.quiet).checkpoint
         checkpoints.append(Path(ckpt))
         model, model_cfg = load_world_model(ckpt)
         cos, held_out = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
-        (success,) = summarize(evaluate_seeds(planning, seeds, str(ckpt)))
+        success = None
+        if seeds:
+            episodes = run_logged_episodes(
+                planning, seeds, ckpt, args.local, out / name / "episodes.jsonl", not args.no_resume
+            )
+            (success,) = summarize(episodes)
         rows.append({"ablation": name, "rollout_cosine": cos, "planning": success})
-        print(f"{name}: cos@1 {cos['model'][1]:.4f}, success {success['success_rate']:.0%}")
+        rate = f"{success['success_rate']:.0%}" if success else "not run"
+        print(f"{name}: error/copy@1 {cos['error_vs_copy'][1]:.2f}, success {rate}")
     table = markdown(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.md").write_text(table + "\n")
@@ -113,10 +151,13 @@ def markdown(rows: list[dict]) -> str:
         c, s = r["rollout_cosine"], r["planning"]
         cos = " | ".join(f"{c['model'][k]:.4f}" for k in hs)
         err = " / ".join(f"{c['error_vs_copy'][k]:.2f}" for k in hs)
-        lines.append(
-            f"| {r['ablation']} | {cos} | {err} | {s['success_rate']:.0%} "
-            f"({s['ci95_low']:.0%}-{s['ci95_high']:.0%}) |"
+        plan = (
+            f"{s['success_rate']:.0%} ({s['ci95_low']:.0%}-{s['ci95_high']:.0%}, "
+            f"{s['episodes']} ep)"
+            if s
+            else "not run"
         )
+        lines.append(f"| {r['ablation']} | {cos} | {err} | {plan} |")
     return "\n".join(lines)
 
 

@@ -83,16 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
             model, args.dataset, model_cfg.data.dataset.frameskip
         )
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
-    log = EpisodeLog(out / "episodes.jsonl", fingerprint(ckpt, to_dict(cfg)))
-    if args.no_resume:
-        log.clear()
-    done = {s: o for s, o in log.load(cfg.agents).items() if s in seeds}
-    if done:
-        print(f"resuming: {len(done)} of {len(seeds)} episodes already in {log.path}")
-    todo = [s for s in seeds if s not in done]
-    fresh = run_episodes(cfg, todo, str(ckpt), args.local, on_episode=log.append) if todo else []
-    by_seed = {**done, **{s: [o for o in fresh if o.seed == s] for s in todo}}
-    outcomes = [o for s in seeds for o in by_seed[s]]
+    outcomes = run_logged_episodes(
+        cfg, seeds, ckpt, args.local, out / "episodes.jsonl", resume=not args.no_resume
+    )
     rows = summarize(outcomes)
     results["planning"] = rows
     results["flops_per_step"] = flops = rollout_step_flops(cfg, str(ckpt))
@@ -114,6 +107,29 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_mlflow:
         print(f"MLflow: {log_evaluation(ckpt, results, [out / 'results.md', *figures])}")
     return results
+
+
+def run_logged_episodes(
+    cfg: PlanningEvalConfig,
+    seeds: list[int],
+    ckpt: str | Path,
+    local: bool,
+    log_path: str | Path,
+    resume: bool = True,
+) -> list[EpisodeOutcome]:
+    """``run_episodes`` through an episode log: seeds already in ``log_path`` for this
+    checkpoint and config are read back, only the others are planned, and each of those is
+    appended as it finishes. Outcomes come back in ``seeds`` order."""
+    log = EpisodeLog(log_path, fingerprint(ckpt, to_dict(cfg)))
+    if not resume:
+        log.clear()
+    done = {s: o for s, o in log.load(cfg.agents).items() if s in seeds}
+    if done:
+        print(f"resuming: {len(done)} of {len(seeds)} episodes already in {log.path}")
+    todo = [s for s in seeds if s not in done]
+    fresh = run_episodes(cfg, todo, str(ckpt), local, on_episode=log.append) if todo else []
+    by_seed = {**done, **{s: [o for o in fresh if o.seed == s] for s in todo}}
+    return [o for s in seeds for o in by_seed[s]]
 
 
 def run_episodes(

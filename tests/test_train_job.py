@@ -171,27 +171,38 @@ def test_action_dimension_mismatch_is_refused_before_training(ray_cluster, tworo
         build_train_stream(cfg)
 
 
-def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path):
+def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path, capsys):
     from jobs import ablations
+    from vjepa2.train.builders import load_world_model
 
-    rows = ablations.main(
-        [
-            f"--dataset={tworoom_dataset}",
-            f"--out={tmp_path}",
-            "--only",
-            "full",
-            "no_phase1",
-            "--episodes=1",
-            "--quiet",
-            "--set=train.steps=2",
-            "--set=train.batch_size=2",
-            "--set=tracking.enabled=false",
-            "--plan-set=budget=3",
-            "--plan-set=cem.num_candidates=16",
-            "--plan-set=cem.iterations=2",
-        ]
-    )
+    argv = [
+        f"--dataset={tworoom_dataset}",
+        f"--out={tmp_path}",
+        "--only",
+        "full",
+        "no_phase1",
+        "--episodes=1",
+        "--quiet",
+        "--set=train.steps=2",
+        "--set=train.batch_size=2",
+        "--set=tracking.enabled=false",
+        "--dynamics-set=dynamics.depth=1",
+        "--plan-set=budget=3",
+        "--plan-set=cem.num_candidates=16",
+        "--plan-set=cem.iterations=2",
+    ]
+    rows = ablations.main(argv)
     assert [r["ablation"] for r in rows] == ["full", "no_phase1"]
+    # Phase-2-only overrides reach the dynamics models and nothing else.
+    _, model_cfg = load_world_model(tmp_path / "full" / "dynamics" / "final.pt")
+    assert model_cfg.dynamics.depth == 1
+    for name in ("full", "no_phase1"):
+        assert len((tmp_path / name / "episodes.jsonl").read_text().splitlines()) == 1
+    capsys.readouterr()
+    # A rerun reuses the trained rows and reads the planned episodes back from their logs.
+    again = ablations.main(argv)
+    assert "resuming: 1 of 1" in capsys.readouterr().out
+    assert [r["planning"] for r in again] == [r["planning"] for r in rows]
     assert all(0.0 <= r["planning"]["success_rate"] <= 1.0 for r in rows)
     text = (tmp_path / "ablations.md").read_text()
     assert "| full |" in text and "| no_phase1 |" in text
@@ -199,11 +210,16 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
     assert (tmp_path / "full" / "pretrain" / "final.pt").is_file()
     assert not (tmp_path / "no_phase1" / "pretrain").exists()
     assert (tmp_path / "ablations.png").stat().st_size > 0
-    # One summary run holds every row's metrics and the files.
+    # One summary run per invocation (two here) holds every row's metrics and the files.
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("vjepa2-eval").experiment_id])
+    runs = client.search_runs(
+        [client.get_experiment_by_name("vjepa2-eval").experiment_id],
+        order_by=["attributes.start_time DESC"],
+    )
+    assert len(runs) == 2
+    run = runs[0]
     assert {"full/success_rate", "no_phase1/error_vs_copy"} <= set(run.data.metrics)
     history = client.get_metric_history(run.info.run_id, "full/rollout_cos")
     assert sorted(m.step for m in history) == [1, 5, 10]
@@ -231,3 +247,13 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
     mtime = (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns
     demo.main(argv)  # a rerun reuses the dataset and both checkpoints
     assert (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns == mtime
+
+
+def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):
+    from jobs import ablations
+
+    with pytest.raises(SystemExit, match="config error"):
+        ablations.main(
+            [f"--dataset={tmp_path}", f"--out={tmp_path / 'out'}", "--dynamics-set=nope.x=1"]
+        )
+    assert not (tmp_path / "out").exists()

@@ -87,16 +87,23 @@ def ablation_curves(rows: list[dict], path: str | Path) -> Path:
     left.set_xlabel("rollout steps")
     left.set_ylabel("squared error / copy baseline's")
     left.legend(fontsize=7)
-    names = [r["ablation"] for r in rows]
-    s = [r["planning"] for r in rows]
-    rate = np.array([x["success_rate"] for x in s])
-    err_bars = np.array([[x["success_rate"] - x["ci95_low"], x["ci95_high"] - x["success_rate"]]
-                         for x in s]).T  # fmt: skip
-    right.bar(names, rate * 100, yerr=err_bars * 100, capsize=4, color="#4c72b0")
+    planned = [r for r in rows if r["planning"]]  # rows run with --episodes 0 have none
+    s = [r["planning"] for r in planned]
+    if planned:
+        rate = np.array([x["success_rate"] for x in s])
+        err_bars = np.array([[x["success_rate"] - x["ci95_low"],
+                              x["ci95_high"] - x["success_rate"]] for x in s]).T  # fmt: skip
+        right.bar([r["ablation"] for r in planned], rate * 100, yerr=err_bars * 100, capsize=4,
+                  color="#4c72b0")  # fmt: skip
+        right.tick_params(axis="x", labelrotation=30, labelsize=7)
+        title = f"ablations ({s[0]['episodes']} episodes per row, 95% CI)"
+    else:
+        right.text(0.5, 0.5, "planning not run", ha="center", va="center",
+                   transform=right.transAxes)  # fmt: skip
+        title = "ablations (rollouts only)"
     right.set_ylim(0, 105)
     right.set_ylabel("planning success (%)")
-    right.tick_params(axis="x", labelrotation=30, labelsize=7)
-    fig.suptitle(f"ablations ({s[0]['episodes']} episodes per row, 95% CI)", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -70,14 +70,15 @@ def log_ablations(checkpoint: Path, rows: list[dict], artifacts: list[Path], uri
     tracker = start_eval_run(checkpoint, "ablations", uri)
     for r in rows:
         name, cos, plan = r["ablation"], r["rollout_cosine"], r["planning"]
-        tracker.log_metrics(
-            {
-                f"{name}/success_rate": plan["success_rate"],
-                f"{name}/ci95_low": plan["ci95_low"],
-                f"{name}/ci95_high": plan["ci95_high"],
-            },
-            0,
-        )
+        if plan:  # None for a rollouts-only run
+            tracker.log_metrics(
+                {
+                    f"{name}/success_rate": plan["success_rate"],
+                    f"{name}/ci95_low": plan["ci95_low"],
+                    f"{name}/ci95_high": plan["ci95_high"],
+                },
+                0,
+            )
         for k in cos["model"]:
             tracker.log_metrics(
                 {
