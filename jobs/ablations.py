@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     try:  # every row's configs, before minutes of training go into the first one
         planning = apply_overrides(
-            PlanningEvalConfig(episodes=args.episodes, agents=("cem",)), args.plan_overrides
+            PlanningEvalConfig(episodes=max(args.episodes, 1), agents=("cem",)),
+            args.plan_overrides,
         )
         for name in names:
             if ABLATIONS[name][0] is not None:

@@ -252,8 +252,10 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
 def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):
     from jobs import ablations
 
-    with pytest.raises(SystemExit, match="config error"):
-        ablations.main(
-            [f"--dataset={tmp_path}", f"--out={tmp_path / 'out'}", "--dynamics-set=nope.x=1"]
-        )
+    out = f"--out={tmp_path / 'out'}"
+    # A rollouts-only run passes the planning config's check; the bad key is what stops it.
+    with pytest.raises(SystemExit, match="config error: .*nope"):
+        ablations.main([f"--dataset={tmp_path}", out, "--episodes=0", "--dynamics-set=nope.x=1"])
+    with pytest.raises(SystemExit, match="config error: .*cem"):
+        ablations.main([f"--dataset={tmp_path}", out, "--plan-set=cem.num_candidates=0"])
     assert not (tmp_path / "out").exists()
