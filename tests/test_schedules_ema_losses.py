@@ -97,3 +97,44 @@ def test_optimizer_exempts_biases_norms_and_tokens_from_decay():
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.05 and len(decay["params"]) == 1
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 4
+
+
+def test_variance_covariance_terms_vanish_for_spread_features_and_punish_collapse():
+    from vjepa2.losses import variance_covariance
+
+    gen = torch.Generator().manual_seed(0)
+    spread = 2.0 * torch.randn(4, 512, 8, generator=gen)
+    var, cov = variance_covariance(spread)
+    assert var.item() == 0.0 and cov.item() < 0.1
+    collapsed = torch.ones(4, 512, 8) + 1e-3 * torch.randn(4, 512, 8, generator=gen)
+    var_c, _ = variance_covariance(collapsed)
+    assert var_c.item() > 0.9  # every feature's std is ~0 against a target of 1
+    one_direction = torch.randn(2048, 1, generator=gen) * torch.ones(1, 8)
+    assert variance_covariance(one_direction)[1].item() > 5.0  # 8 copies of one feature
+    # The hinge's gradient spreads a collapsed batch out.
+    z = collapsed.clone().requires_grad_(True)
+    variance_covariance(z)[0].backward()
+    with torch.no_grad():
+        stepped = z - 10.0 * z.grad
+    assert per_dim_std(stepped.reshape(-1, 8)).mean() > per_dim_std(collapsed.reshape(-1, 8)).mean()
+    with pytest.raises(ValueError, match="2 tokens"):
+        variance_covariance(torch.zeros(1, 8))
+
+
+def test_phase1_regulariser_is_off_by_default_and_adds_its_terms_when_asked():
+    from vjepa2.config import get_preset
+    from vjepa2.train.builders import build_vjepa
+
+    cfg = get_preset("pretrain", "tiny")
+    video = torch.randn(2, 3, 8, 64, 64, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    plain, aux = build_vjepa(cfg)(video, torch.Generator().manual_seed(2))
+    assert "variance_loss" not in aux
+    cfg.loss.variance_weight, cfg.loss.covariance_weight = 1.0, 0.5
+    torch.manual_seed(0)
+    regularised, aux = build_vjepa(cfg)(video, torch.Generator().manual_seed(2))
+    expected = plain + aux["variance_loss"] + 0.5 * aux["covariance_loss"]
+    assert aux["variance_loss"].item() > 0
+    assert torch.allclose(regularised, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="variance_weight"):
+        type(cfg.loss)(variance_weight=-1.0)

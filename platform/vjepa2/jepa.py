@@ -19,7 +19,7 @@ from vjepa2.config.components import (
     PredictorConfig,
 )
 from vjepa2.ema import ema_update, momentum_at
-from vjepa2.losses import latent_loss, normalize_targets
+from vjepa2.losses import latent_loss, normalize_targets, variance_covariance
 from vjepa2.masks import MultiBlockMaskSampler
 from vjepa2.models.encoder import VideoViT
 from vjepa2.models.predictor import MaskedPredictor
@@ -80,7 +80,13 @@ class VJEPA(nn.Module):
         context = self.encoder(video, keep=masks.context_idx)
         pred = self.predictor(context, masks.context_idx, masks.target_idx, grid)
         loss = latent_loss(pred, z_target, self.loss_cfg.kind)
-        return loss, {"targets": z_target.detach(), "masked_fraction": masks.masked_fraction}
+        extras = {"targets": z_target.detach(), "masked_fraction": masks.masked_fraction}
+        cfg = self.loss_cfg
+        if cfg.variance_weight or cfg.covariance_weight:
+            variance, covariance = variance_covariance(context, cfg.variance_target)
+            loss = loss + cfg.variance_weight * variance + cfg.covariance_weight * covariance
+            extras |= {"variance_loss": variance.detach(), "covariance_loss": covariance.detach()}
+        return loss, extras
 
     def loss(self, video: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self(video, generator)[0]

@@ -29,6 +29,22 @@ def latent_loss(pred: Tensor, target: Tensor, kind: LossKind = "l2") -> Tensor:
     return per_token.mean()
 
 
+def variance_covariance(z: Tensor, target_std: float = 1.0) -> tuple[Tensor, Tensor]:
+    """VICReg's anti-collapse terms over the tokens of ``z`` [..., D]: the mean hinge
+    ``relu(target_std - std_d)`` over features, and the squared off-diagonal covariance
+    summed and divided by D. Both are 0 for decorrelated features with std >= target_std."""
+    x = z.reshape(-1, z.shape[-1]).float()
+    if x.shape[0] < 2:
+        raise ValueError("variance_covariance needs at least 2 tokens")
+    x = x - x.mean(dim=0)
+    std = torch.sqrt(x.var(dim=0) + 1e-4)
+    variance = F.relu(target_std - std).mean()
+    d = x.shape[1]
+    cov = (x.T @ x) / (x.shape[0] - 1)
+    off_diagonal = cov - torch.diag(torch.diagonal(cov))
+    return variance, off_diagonal.pow(2).sum() / d
+
+
 def normalize_targets(z: Tensor) -> Tensor:
     """Parameter-free layer norm over features: keeps the target scale from drifting."""
     return F.layer_norm(z, z.shape[-1:])

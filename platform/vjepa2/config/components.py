@@ -138,6 +138,20 @@ class LossConfig:
 
     kind: Literal["l2", "l1"] = "l2"
     layer_norm_targets: bool = True
+    # Not in the seed (off by default): VICReg-style terms on the context encoder's output
+    # tokens, against the partial collapse small, mostly static videos drive Phase 1 into
+    # (target features that barely differ across clips). ``variance_weight`` scales a hinge
+    # pushing every feature's std across tokens up to ``variance_target``;
+    # ``covariance_weight`` scales the mean squared off-diagonal feature covariance.
+    variance_weight: float = 0.0
+    variance_target: float = 1.0
+    covariance_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(
+            self.variance_weight >= 0 and self.covariance_weight >= 0 and self.variance_target > 0,
+            "loss.variance_weight and loss.covariance_weight must be >= 0, variance_target > 0",
+        )
 
 
 @dataclass

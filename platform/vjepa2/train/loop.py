@@ -247,6 +247,9 @@ def run_loop(
             if "targets" in result.aux:
                 stats = collapse_stats(result.aux["targets"])
                 last.update({f"target_{k}": v for k, v in stats.items()})
+            for key in ("variance_loss", "covariance_loss"):  # loss.variance_weight etc.
+                if key in result.aux:
+                    last[key] = float(result.aux[key])
             on_log(last)
             bar.set_postfix(loss=f"{result.loss:.4f}")
             window_t0, window_steps, window_wait = time.perf_counter(), 0, 0.0
