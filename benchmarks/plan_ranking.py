@@ -1,0 +1,98 @@
+"""Does a world model rank CEM's candidates as the environment does? Protocol episodes.
+
+    .venv/bin/python benchmarks/plan_ranking.py --checkpoint runs/exp/big_vicreg/dynamics/final.pt
+
+For each of the first ``--episodes`` protocol episodes (the seeds ``jobs.evaluate`` plans),
+``--candidates`` plans are drawn as CEM's first iteration draws them, from the start state
+toward the goal frame. Each is scored twice with the checkpoint's energy: on the model's
+latent rollout and on the environment's exact rollout (``cem_true_dynamics``'s cost).
+The table gives, per checkpoint, the medians over episodes of the two rankings' Spearman
+correlation, the share of the model's elites (CEM's elite fraction) that are true elites, and
+the regret of the model's pick (0: the true best candidate, 1: no better than the median).
+The episode's logged actions, which reach the goal, replace the first candidate where they
+fit the horizon; "oracle rank" is the share of the other candidates the model scores below
+them (0: the model picks the plan that works).
+``--checkpoint`` repeats for several models; prints a table, writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vjepa2.envs import make_env
+from vjepa2.eval.plan_ranking import (
+    candidate_costs,
+    model_rank,
+    oracle_plan,
+    ranking_stats,
+    sample_plans,
+)
+from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
+from vjepa2.train.builders import load_world_model
+
+STATS = ("spearman", "elite_overlap", "regret", "oracle_rank")
+
+
+def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
+    model, _ = load_world_model(checkpoint)
+    cfg = CEMConfig(num_candidates=args.candidates, horizon=args.horizon, iterations=1)
+    agent = PlannerAgent(model, cfg)
+    env = make_env(args.env)
+    gen = torch.Generator().manual_seed(args.seed)
+    episodes = []
+    try:
+        for i in range(args.episodes):
+            episode = make_episode(env, args.episode_seed + i, goal_offset=args.goal_offset)
+            plans = sample_plans(agent, args.candidates, gen)
+            oracle = oracle_plan(episode, args.horizon, agent.planner.action_dim)
+            if oracle is not None:
+                plans[0] = oracle
+            model_cost, true_cost = candidate_costs(agent, env, episode, plans)
+            stats = ranking_stats(model_cost, true_cost, cfg.num_elites).as_dict()
+            stats["oracle_rank"] = model_rank(model_cost, 0) if oracle is not None else None
+            episodes.append({"seed": episode.seed, **stats})
+    finally:
+        env.close()
+    medians = {}
+    for k in STATS:
+        values = [e[k] for e in episodes if e[k] is not None]
+        medians[k] = float(np.median(values)) if values else None
+    return {"checkpoint": checkpoint, **medians, "episodes": episodes}
+
+
+@torch.no_grad()
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", action="append", required=True, help="dynamics final.pt")
+    p.add_argument("--env", default="tworoom")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--candidates", type=int, default=300)
+    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--goal-offset", type=int, default=25)
+    p.add_argument("--episode-seed", type=int, default=1_000_000, help="jobs.evaluate's seeds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/bench/plan_ranking.json")
+    args = p.parse_args()
+    if args.episodes < 1 or args.candidates < 10 or args.horizon < 1:
+        p.error("--episodes >= 1, --candidates >= 10 and --horizon >= 1 are required")
+
+    rows = [rank_checkpoint(c, args) for c in args.checkpoint]
+    print(f"{args.episodes} episodes x {args.candidates} candidates, H={args.horizon}; medians")
+    print("| checkpoint | Spearman | elite overlap | regret | oracle rank |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        cells = ["-" if r[k] is None else f"{r[k]:.2f}" for k in STATS]
+        print(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

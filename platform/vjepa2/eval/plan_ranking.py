@@ -1,0 +1,116 @@
+"""Does the world model rank candidate plans the way the environment does?
+
+CEM keeps the candidates its model scores best. Where the model's ranking differs from the
+one their exact rollouts get under the same energy, CEM refines the wrong plans however good
+the energy is. ``cem`` against ``cem_true_dynamics`` measures that loss as success rates over
+whole episodes; this measures it at one plan: the same K candidates from one start state,
+scored once on the model's latent rollouts and once on the environment's (``TrueDynamicsCEM``),
+and the two rankings compared. The logged actions that reached the goal (the oracle's) make
+one more candidate: the environment always ranks it first, and where the model ranks it says
+whether the model knows a plan that works when it sees one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from vjepa2.envs.registry import WorldEnv
+from vjepa2.planning.agents import PlannerAgent
+from vjepa2.planning.episodes import PlanningEpisode
+from vjepa2.planning.true_dynamics import TrueDynamicsCEM
+
+
+@dataclass
+class RankingStats:
+    spearman: float  # rank correlation of model and true costs over the candidates
+    elite_overlap: float  # share of the model's elites that are also the true elites
+    regret: float  # true cost of the model's pick: 0 = the true best, 1 = the median candidate
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    # Average ranks for ties: a model that moves nothing scores every candidate the same.
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x), dtype=float)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
+def ranking_stats(model_cost: np.ndarray, true_cost: np.ndarray, num_elites: int) -> RankingStats:
+    """Compare two scorings [K] of the same candidates (lower is better)."""
+    model_cost, true_cost = np.asarray(model_cost, float), np.asarray(true_cost, float)
+    if model_cost.shape != true_cost.shape or model_cost.ndim != 1 or len(model_cost) < 2:
+        raise ValueError(
+            f"expected two cost vectors of the same length >= 2, got "
+            f"{model_cost.shape} and {true_cost.shape}"
+        )
+    if not 1 <= num_elites <= len(model_cost):
+        raise ValueError(f"num_elites must be in [1, {len(model_cost)}], got {num_elites}")
+    rm, rt = _ranks(model_cost), _ranks(true_cost)
+    both_vary = rm.std() > 0 and rt.std() > 0
+    rho = float(np.corrcoef(rm, rt)[0, 1]) if both_vary else 0.0
+    model_elites = set(np.argsort(model_cost, kind="stable")[:num_elites].tolist())
+    true_elites = set(np.argsort(true_cost, kind="stable")[:num_elites].tolist())
+    best, median = float(true_cost.min()), float(np.median(true_cost))
+    picked = float(true_cost[int(np.argmin(model_cost))])
+    regret = (picked - best) / (median - best) if median > best else 0.0
+    return RankingStats(rho, len(model_elites & true_elites) / num_elites, regret)
+
+
+@torch.no_grad()
+def candidate_costs(
+    agent: PlannerAgent, sim: WorldEnv, episode: PlanningEpisode, actions: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plans [K, H, d_a] from the episode's start, toward its goal frame -> (model, true) costs.
+
+    ``sim`` renders the start frame and replays the candidates; the model is ``agent``'s, with
+    its CEM settings (energy, final or summed cost).
+    """
+    if actions.dim() != 3 or actions.shape[-1] != agent.planner.action_dim:
+        raise ValueError(
+            f"expected plans [K, H, {agent.planner.action_dim}], got {tuple(actions.shape)}"
+        )
+    sim.set_state(episode.start_state)
+    start = agent.encode(sim.render())
+    goal = agent.encode(episode.goal_frame)
+    model_cost = agent.planner.rollout_cost(start, goal, actions[None].to(start.device))
+    exact = TrueDynamicsCEM(sim, agent.encode_frames, agent.planner.action_dim, agent.planner.cfg)
+    snapshot = torch.from_numpy(np.asarray(episode.start_state, np.float64))[None]
+    true_cost = exact.rollout_cost(snapshot, goal, actions[None])
+    return model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()
+
+
+def sample_plans(agent: PlannerAgent, num: int, generator: torch.Generator) -> torch.Tensor:
+    """Candidates as CEM's first iteration draws them: N(0, init_std), projected: [K, H, d_a]."""
+    c = agent.planner.cfg
+    noise = torch.randn((num, c.horizon, agent.planner.action_dim), generator=generator)
+    return agent.planner.project(c.init_std * noise)
+
+
+def oracle_plan(episode: PlanningEpisode, horizon: int, action_dim: int) -> torch.Tensor | None:
+    """The episode's logged actions as one plan [H, d_a] (frameskip sub-steps concatenated),
+    padded with zeros (stay at the goal, as the oracle agent does); None when they need more
+    than ``horizon`` plan steps or do not split into ``action_dim``-wide steps."""
+    actions = np.asarray(episode.oracle_actions, np.float32)
+    env_dim = actions.shape[1]
+    if action_dim % env_dim:
+        return None
+    steps = horizon * (action_dim // env_dim)
+    if len(actions) > steps:
+        return None
+    padded = np.zeros((steps, env_dim), np.float32)
+    padded[: len(actions)] = actions
+    return torch.from_numpy(padded.reshape(horizon, action_dim))
+
+
+def model_rank(model_cost: np.ndarray, index: int) -> float:
+    """Share of the other candidates the model scores below candidate ``index`` (0: its best)."""
+    others = np.delete(np.asarray(model_cost, float), index)
+    return float((others < model_cost[index]).mean())

@@ -1,0 +1,89 @@
+"""Model-vs-environment ranking of CEM candidates: the statistics, and a known model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_planning import PositionWorldModel
+from vjepa2.envs import make_env
+from vjepa2.eval.plan_ranking import (
+    candidate_costs,
+    model_rank,
+    oracle_plan,
+    ranking_stats,
+    sample_plans,
+)
+from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
+
+
+def test_ranking_stats_on_known_orderings():
+    true = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    same = ranking_stats(true * 3 + 1, true, num_elites=2)
+    assert same.spearman == pytest.approx(1.0) and same.elite_overlap == 1.0
+    assert same.regret == 0.0
+    reversed_ = ranking_stats(-true, true, num_elites=2)
+    assert reversed_.spearman == pytest.approx(-1.0) and reversed_.elite_overlap == 0.0
+    assert reversed_.regret == pytest.approx(9.0 / 4.5)  # the worst candidate, 2x the median's
+    flat = ranking_stats(np.ones(10), true, num_elites=3)  # a model that moves nothing
+    assert flat.spearman == 0.0
+    swapped = ranking_stats(np.array([1.0, 0.0, *true[2:]]), true, num_elites=1)
+    assert swapped.elite_overlap == 0.0 and swapped.regret == pytest.approx(1.0 / 4.5)
+    with pytest.raises(ValueError, match="same length"):
+        ranking_stats(np.ones(3), np.ones(4), 1)
+    with pytest.raises(ValueError, match="num_elites"):
+        ranking_stats(true, true, 11)
+
+
+def test_oracle_plan_concatenates_frameskip_steps_and_pads_with_stays():
+    env = make_env("tworoom")
+    episode = make_episode(env, 3, goal_offset=7)
+    env.close()
+    logged = episode.oracle_actions  # [7, 2]
+    plan = oracle_plan(episode, horizon=4, action_dim=4)  # frameskip 2: 8 env steps, 1 padded
+    assert plan.shape == (4, 4)
+    flat = plan.reshape(8, 2).numpy()
+    np.testing.assert_array_equal(flat[:7], logged)
+    assert not flat[7].any()
+    assert oracle_plan(episode, horizon=3, action_dim=4) is None  # 6 env steps < 7 logged
+    assert oracle_plan(episode, horizon=4, action_dim=3) is None  # not whole env actions
+    assert model_rank(np.array([0.5, 0.1, 0.9, 0.2]), 0) == pytest.approx(2 / 3)
+    assert model_rank(np.array([0.5, 0.6, 0.9]), 0) == 0.0
+
+
+@pytest.mark.slow
+def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
+    """The hand-made model is the environment's own motion away from walls: its costs and the
+    replayed ones agree; a wall-blind step on plans that hit the wall does not."""
+    env = make_env("tworoom")
+    agent = PlannerAgent(PositionWorldModel(), CEMConfig(num_candidates=60, horizon=3))
+    gen = torch.Generator().manual_seed(0)
+    plans = sample_plans(agent, 60, gen)
+    assert plans.shape == (60, 3, 2) and plans.abs().max() <= 1.0
+    again = sample_plans(agent, 60, torch.Generator().manual_seed(0))
+    assert torch.equal(plans, again)
+
+    env.reset(options={"pos": [14.0, 40.0], "goal": [20.0, 44.0], "door_y": 16.0})
+    open_space = make_episode(env, 0, goal_offset=1)
+    # make_episode resets from its seed: overwrite the start with the open-space position.
+    env.reset(options={"pos": [14.0, 40.0], "goal": [20.0, 44.0], "door_y": 16.0})
+    open_space.start_state = env.get_state().copy()
+    env.reset(options={"pos": [18.0, 44.0], "goal": [20.0, 44.0], "door_y": 16.0})
+    open_space.goal_frame = env.render()
+    model_cost, true_cost = candidate_costs(agent, env, open_space, plans)
+    stats = ranking_stats(model_cost, true_cost, num_elites=6)
+    assert stats.spearman > 0.95 and stats.elite_overlap >= 0.5 and stats.regret < 0.1
+
+    # At the wall's left face, far from the door, pushing right goes nowhere in the
+    # environment but 6 px on in the model: the plans that push right rank differently.
+    env.reset(options={"pos": [29.0, 50.0], "goal": [40.0, 50.0], "door_y": 16.0})
+    open_space.start_state = env.get_state().copy()
+    env.reset(options={"pos": [29.0, 45.0], "goal": [40.0, 50.0], "door_y": 16.0})
+    open_space.goal_frame = env.render()  # up: the wall does not matter for the goal
+    pushing = plans.clone()
+    pushing[..., 0] = pushing[..., 0].abs()  # every plan pushes right, into the wall
+    at_wall = ranking_stats(*candidate_costs(agent, env, open_space, pushing), num_elites=6)
+    assert at_wall.spearman < 0.97 and at_wall.elite_overlap < stats.elite_overlap
+    with pytest.raises(ValueError, match="plans"):
+        candidate_costs(agent, env, open_space, plans[0])
