@@ -23,6 +23,7 @@ import torch
 
 from vjepa2.data.transforms import gaussian_blur, normalize_frames, resize_square
 from vjepa2.envs.tworoom import TwoRoom, TwoRoomConfig
+from vjepa2.eval.plan_ranking import spearman
 from vjepa2.losses import normalize_targets
 from vjepa2.models.encoder import VideoViT
 from vjepa2.train.builders import load_pretrained
@@ -43,12 +44,6 @@ def rendered_positions(n: int, img_size: int, seed: int) -> tuple[np.ndarray, to
         pos.append(p)
         frames.append(resize_square(env.render(), img_size))
     return np.array(pos), normalize_frames(torch.from_numpy(np.stack(frames)))
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Rank correlation (continuous values, so ties are not handled)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def correlations(dist: np.ndarray, true: np.ndarray, same_room: np.ndarray) -> dict[str, float]:

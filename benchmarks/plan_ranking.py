@@ -48,7 +48,7 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
     try:
         for i in range(args.episodes):
             episode = make_episode(env, args.episode_seed + i, goal_offset=args.goal_offset)
-            plans = sample_plans(agent, args.candidates, gen)
+            plans = sample_plans(agent, gen)
             oracle = oracle_plan(episode, args.horizon, agent.planner.action_dim)
             if oracle is not None:
                 plans[0] = oracle

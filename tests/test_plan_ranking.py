@@ -14,8 +14,10 @@ from vjepa2.eval.plan_ranking import (
     oracle_plan,
     ranking_stats,
     sample_plans,
+    spearman,
 )
 from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
+from vjepa2.planning.episodes import PlanningEpisode
 
 
 def test_ranking_stats_on_known_orderings():
@@ -52,6 +54,14 @@ def test_oracle_plan_concatenates_frameskip_steps_and_pads_with_stays():
     assert model_rank(np.array([0.5, 0.6, 0.9]), 0) == 0.0
 
 
+def test_spearman_averages_ties_and_is_zero_for_a_constant():
+    assert spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])) == pytest.approx(1.0)
+    # [1, 1, 2] ranks as [0.5, 0.5, 2]: against [0, 1, 2], rho = sqrt(3) / 2
+    tied = spearman(np.array([1.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+    assert tied == pytest.approx(np.sqrt(3) / 2)
+    assert spearman(np.ones(4), np.arange(4.0)) == 0.0
+
+
 @pytest.mark.slow
 def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     """The hand-made model is the environment's own motion away from walls: its costs and the
@@ -59,28 +69,26 @@ def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     env = make_env("tworoom")
     agent = PlannerAgent(PositionWorldModel(), CEMConfig(num_candidates=60, horizon=3))
     gen = torch.Generator().manual_seed(0)
-    plans = sample_plans(agent, 60, gen)
+    plans = sample_plans(agent, gen)
     assert plans.shape == (60, 3, 2) and plans.abs().max() <= 1.0
-    again = sample_plans(agent, 60, torch.Generator().manual_seed(0))
+    again = sample_plans(agent, torch.Generator().manual_seed(0))
     assert torch.equal(plans, again)
 
-    env.reset(options={"pos": [14.0, 40.0], "goal": [20.0, 44.0], "door_y": 16.0})
-    open_space = make_episode(env, 0, goal_offset=1)
-    # make_episode resets from its seed: overwrite the start with the open-space position.
-    env.reset(options={"pos": [14.0, 40.0], "goal": [20.0, 44.0], "door_y": 16.0})
-    open_space.start_state = env.get_state().copy()
-    env.reset(options={"pos": [18.0, 44.0], "goal": [20.0, 44.0], "door_y": 16.0})
-    open_space.goal_frame = env.render()
+    def placed(pos: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        env.reset(options={"pos": pos, "goal": [40.0, 50.0], "door_y": 16.0})
+        return env.get_state().copy(), env.render()
+
+    start, _ = placed([14.0, 40.0])
+    goal_state, goal_frame = placed([18.0, 44.0])
+    open_space = PlanningEpisode(0, start, goal_state, {}, goal_frame, np.zeros((1, 2), np.float32))
     model_cost, true_cost = candidate_costs(agent, env, open_space, plans)
     stats = ranking_stats(model_cost, true_cost, num_elites=6)
     assert stats.spearman > 0.95 and stats.elite_overlap >= 0.5 and stats.regret < 0.1
 
     # At the wall's left face, far from the door, pushing right goes nowhere in the
     # environment but 6 px on in the model: the plans that push right rank differently.
-    env.reset(options={"pos": [29.0, 50.0], "goal": [40.0, 50.0], "door_y": 16.0})
-    open_space.start_state = env.get_state().copy()
-    env.reset(options={"pos": [29.0, 45.0], "goal": [40.0, 50.0], "door_y": 16.0})
-    open_space.goal_frame = env.render()  # up: the wall does not matter for the goal
+    open_space.start_state, _ = placed([29.0, 50.0])
+    open_space.goal_state, open_space.goal_frame = placed([29.0, 45.0])  # up: clear of the wall
     pushing = plans.clone()
     pushing[..., 0] = pushing[..., 0].abs()  # every plan pushes right, into the wall
     at_wall = ranking_stats(*candidate_costs(agent, env, open_space, pushing), num_elites=6)

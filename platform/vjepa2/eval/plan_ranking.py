@@ -43,6 +43,12 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return (sums / counts)[inverse]
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation, ties averaged; 0 when either side is constant."""
+    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
+    return float(np.corrcoef(ra, rb)[0, 1]) if ra.std() > 0 and rb.std() > 0 else 0.0
+
+
 def ranking_stats(model_cost: np.ndarray, true_cost: np.ndarray, num_elites: int) -> RankingStats:
     """Compare two scorings [K] of the same candidates (lower is better)."""
     model_cost, true_cost = np.asarray(model_cost, float), np.asarray(true_cost, float)
@@ -53,9 +59,7 @@ def ranking_stats(model_cost: np.ndarray, true_cost: np.ndarray, num_elites: int
         )
     if not 1 <= num_elites <= len(model_cost):
         raise ValueError(f"num_elites must be in [1, {len(model_cost)}], got {num_elites}")
-    rm, rt = _ranks(model_cost), _ranks(true_cost)
-    both_vary = rm.std() > 0 and rt.std() > 0
-    rho = float(np.corrcoef(rm, rt)[0, 1]) if both_vary else 0.0
+    rho = spearman(model_cost, true_cost)
     model_elites = set(np.argsort(model_cost, kind="stable")[:num_elites].tolist())
     true_elites = set(np.argsort(true_cost, kind="stable")[:num_elites].tolist())
     best, median = float(true_cost.min()), float(np.median(true_cost))
@@ -87,11 +91,12 @@ def candidate_costs(
     return model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()
 
 
-def sample_plans(agent: PlannerAgent, num: int, generator: torch.Generator) -> torch.Tensor:
-    """Candidates as CEM's first iteration draws them: N(0, init_std), projected: [K, H, d_a]."""
-    c = agent.planner.cfg
-    noise = torch.randn((num, c.horizon, agent.planner.action_dim), generator=generator)
-    return agent.planner.project(c.init_std * noise)
+def sample_plans(agent: PlannerAgent, generator: torch.Generator) -> torch.Tensor:
+    """The agent's CEM candidates as its first iteration draws them (zero mean, ``init_std``):
+    [K, H, d_a]."""
+    c, planner = agent.planner.cfg, agent.planner
+    mean = torch.zeros(1, c.horizon, planner.action_dim)
+    return planner.sample(mean, torch.full_like(mean, c.init_std), generator)[0]
 
 
 def oracle_plan(episode: PlanningEpisode, horizon: int, action_dim: int) -> torch.Tensor | None:

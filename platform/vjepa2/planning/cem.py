@@ -83,6 +83,12 @@ class CEMPlanner:
         norm = actions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return actions * (c.radius / norm).clamp(max=1.0)
 
+    def sample(self, mean: Tensor, std: Tensor, generator: torch.Generator) -> Tensor:
+        """One iteration's candidates around mean / std [B, H, d_a] -> [B, K, H, d_a]."""
+        shape = (mean.shape[0], self.cfg.num_candidates, *mean.shape[1:])
+        noise = torch.randn(shape, generator=generator, device=mean.device)
+        return self.project(mean[:, None] + std[:, None] * noise)
+
     def check_problem(self, state: Tensor, goal: Tensor) -> None:
         """A latent rollout compares like with like: state and goal are the same shape."""
         if state.shape != goal.shape:
@@ -126,8 +132,7 @@ class CEMPlanner:
         rows = torch.arange(b, device=device)
         stats = []
         for it in range(c.iterations):
-            noise = torch.randn((b, c.num_candidates, *shape[1:]), generator=gen, device=device)
-            cand = self.project(mean[:, None] + std[:, None] * noise)
+            cand = self.sample(mean, std, gen)
             if c.keep_mean:
                 cand[:, 0] = mean
             cost = self.rollout_cost(state, goal, cand)  # [B, K]
