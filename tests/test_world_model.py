@@ -162,6 +162,28 @@ def test_multiscale_states_stack_the_blurred_frames_token_grids(tiny_dynamics):
     assert model.step(states, torch.zeros(3, 2)).shape == states.shape
 
 
+def test_a_state_can_drop_the_plain_view_and_keep_only_blurred_grids(tiny_dynamics):
+    from vjepa2.data.transforms import gaussian_blur
+
+    with pytest.raises(ValueError, match="no view"):
+        apply_overrides(tiny_dynamics, ["state.sharp_view=false"])
+    with pytest.raises(ValueError, match="pooled=false"):
+        apply_overrides(tiny_dynamics, ["state.sharp_view=false", "state.blur_px=[4, 8]"])
+    grid = ["state.pooled=false", "state.sharp_view=false", "state.blur_px=[6]"]
+    torch.manual_seed(0)
+    model, resolved = build_world_model(apply_overrides(tiny_dynamics, grid))
+    assert resolved.dynamics.num_tokens == 16 and resolved.state.num_views == 1
+    frames = torch.randn(2, 3, 64, 64)
+    plain, _ = build_world_model(apply_overrides(tiny_dynamics, ["state.pooled=false"]))
+    plain.encoder.load_state_dict(model.encoder.state_dict())
+    torch.testing.assert_close(model.encode(frames), plain.encode(gaussian_blur(frames, 6.0)))
+    # One blurred view may be pooled like the plain one.
+    pooled, cfg = build_world_model(
+        apply_overrides(tiny_dynamics, ["state.sharp_view=false", "state.blur_px=[6]"])
+    )
+    assert cfg.dynamics.num_tokens == 1 and pooled.encode(frames).shape == (2, 96)
+
+
 def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():
     from vjepa2.data.transforms import gaussian_blur
 

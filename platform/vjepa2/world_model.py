@@ -54,7 +54,8 @@ class WorldModel(nn.Module):
     def _states(self, encoder: VideoViT, frames: Tensor) -> Tensor:
         lead = frames.shape[:-3]
         x = frames.reshape(-1, *frames.shape[-3:])
-        views = [x, *(gaussian_blur(x, s) for s in self.state_cfg.blur_px)]
+        blurred = [gaussian_blur(x, s) for s in self.state_cfg.blur_px]
+        views = [x, *blurred] if self.state_cfg.sharp_view else blurred
         z = torch.cat([encoder(v) for v in views], dim=1)  # tokens of each view in turn
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)

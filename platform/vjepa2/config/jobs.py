@@ -145,12 +145,25 @@ class StateConfig:
     # patches, so latent distance keeps falling as a prediction nears the goal from further
     # away (docs/results.md, energy landscape). () is the seed's plain state.
     blur_px: tuple[float, ...] = ()
+    # False drops the plain frame's grid and keeps only the blurred ones: with exact
+    # dynamics, the 16 px-blurred grid alone plans better than the plain grid beside it,
+    # whose within-patch detail swamps the blurred grid's slope far from the goal.
+    sharp_view: bool = True
+
+    @property
+    def num_views(self) -> int:
+        """Frames encoded per state: the plain one (unless dropped) and each blurred one."""
+        return int(self.sharp_view) + len(self.blur_px)
 
     def __post_init__(self) -> None:
         self.blur_px = tuple(float(s) for s in self.blur_px)
         _check(all(s > 0 for s in self.blur_px), "state.blur_px sigmas must be > 0")
         _check(
-            not (self.blur_px and self.pooled),
+            self.sharp_view or bool(self.blur_px),
+            "state.sharp_view=false leaves no view: give state.blur_px sigmas",
+        )
+        _check(
+            not (self.num_views > 1 and self.pooled),
             "state.blur_px stacks token grids: it needs state.pooled=false",
         )
         _check(self.adapt_lr_scale > 0, "state.adapt_lr_scale must be > 0")

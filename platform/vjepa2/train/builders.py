@@ -30,7 +30,7 @@ def load_pretrained(path: str | Path, map_location: str = "cpu") -> tuple[VJEPA,
 def resolve_dynamics_config(cfg: DynamicsTrainConfig, encoder: VideoViT) -> DynamicsTrainConfig:
     """Fill the dynamics model's state width and token count from the encoder."""
     enc = encoder.cfg
-    views = 1 + len(cfg.state.blur_px)  # the plain frame and each blurred one
+    views = cfg.state.num_views
     tokens = 1 if cfg.state.pooled else views * (enc.img_size // enc.patch_size) ** 2
     dyn = replace(cfg.dynamics, state_dim=enc.embed_dim, num_tokens=tokens)
     return replace(cfg, encoder=enc, dynamics=dyn)
