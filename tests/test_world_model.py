@@ -7,6 +7,7 @@ import torch
 
 from vjepa2.config import apply_overrides, get_preset
 from vjepa2.eval.rollout import rollout_cosine
+from vjepa2.losses import normalize_targets
 from vjepa2.optim import build_optimizer
 from vjepa2.train.builders import build_world_model, load_world_model
 from vjepa2.train.local import run_dynamics_training, run_pretraining
@@ -235,3 +236,16 @@ def test_held_out_rollouts_step_at_the_models_frameskip(tiny_dynamics, tmp_path)
         held_out_rollout_cosine(model, str(data), frameskip=1)  # 2-value actions, model wants 6
     with pytest.raises(ValueError, match="too short"):
         held_out_rollout_cosine(model, str(data), frameskip=25)
+
+
+def test_tworoom_preset_plans_on_the_blurred_grid_alone():
+    from vjepa2.data.transforms import gaussian_blur
+
+    cfg = get_preset("dynamics", "tworoom")
+    torch.manual_seed(0)
+    model, resolved = build_world_model(cfg)
+    assert resolved.state.num_views == 1 and resolved.dynamics.num_tokens == 64  # 8 px patches
+    frames = torch.randn(1, 3, 64, 64)
+    expected = normalize_targets(model.encoder(gaussian_blur(frames, 16.0)))
+    torch.testing.assert_close(model.encode(frames), expected)
+    assert get_preset("dynamics", "pusht").state.sharp_view  # PushT keeps the plain grid
