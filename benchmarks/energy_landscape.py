@@ -59,7 +59,7 @@ def correlations(dist: np.ndarray, true: np.ndarray, same_room: np.ndarray) -> d
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="Phase-1 checkpoint (pretrain final.pt)")
-    p.add_argument("--blur", type=float, nargs="+", default=[0.0, 2.0, 4.0, 8.0])
+    p.add_argument("--blur", type=float, nargs="+", default=[0.0, 4.0, 8.0, 16.0])
     p.add_argument("--positions", type=int, default=300)
     p.add_argument("--pairs", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
