@@ -200,6 +200,28 @@ def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():
     assert gaussian_blur(x, 0.0) is x
 
 
+def test_gaussian_blur_equals_a_direct_edge_padded_convolution_on_any_shape():
+    """The matmul operators reproduce a plain per-row, per-column convolution with
+    replicated edges, kernel wider than the image included."""
+    import numpy as np
+
+    from vjepa2.data.transforms import gaussian_blur
+
+    x = torch.randn(2, 3, 12, 20, generator=torch.Generator().manual_seed(0))
+    for sigma in (0.6, 3.0, 9.0):
+        r = max(1, int(3 * sigma))
+        k = np.exp(-(np.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
+        k /= k.sum()
+
+        def blur_1d(v: np.ndarray, k=k, r=r) -> np.ndarray:
+            return np.convolve(np.pad(v, r, mode="edge"), k, mode="valid")
+
+        ref = np.apply_along_axis(blur_1d, -1, x.double().numpy())
+        ref = np.apply_along_axis(blur_1d, -2, ref)
+        torch.testing.assert_close(gaussian_blur(x, sigma).double(), torch.from_numpy(ref),
+                                   atol=1e-5, rtol=1e-5)  # fmt: skip
+
+
 def test_held_out_rollouts_step_at_the_models_frameskip(tiny_dynamics, tmp_path):
     """A frameskip-k model is scored on every k-th frame with k raw actions per step, and the
     horizons shrink to what the episodes hold instead of failing after a long evaluation."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -34,19 +36,33 @@ def gaussian_blur(images: Tensor, sigma_px: float) -> Tensor:
     """Separable Gaussian blur of float images [B, C, H, W], edges replicated.
 
     Blurring commutes with the per-channel normalisation, so normalised frames can be
-    blurred directly. ``sigma_px`` <= 0 returns the images unchanged.
+    blurred directly. ``sigma_px`` <= 0 returns the images unchanged. Each axis is one matmul
+    with a [n, n] operator that folds in the kernel and the replicated border: planning blurs
+    thousands of small frames per CEM iteration, where a depthwise convolution with a
+    6-sigma-wide kernel ran ~10x slower on CPU.
     """
     if sigma_px <= 0:
         return images
     if images.dim() != 4:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
-    c, r = images.shape[1], max(1, int(3 * sigma_px))
-    k = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
-    k = torch.exp(-(k**2) / (2 * sigma_px**2))
-    k = (k / k.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    pad = torch.nn.functional.pad
-    x = torch.nn.functional.conv2d(pad(images, (r, r, 0, 0), mode="replicate"), k, groups=c)
-    return torch.nn.functional.conv2d(pad(x, (0, 0, r, r), mode="replicate"), k.mT, groups=c)
+    h, w = images.shape[-2:]
+    rows = _blur_operator(h, float(sigma_px)).to(images.device, images.dtype)
+    cols = rows if w == h else _blur_operator(w, float(sigma_px)).to(images.device, images.dtype)
+    return rows @ images @ cols.T
+
+
+@functools.lru_cache(maxsize=32)
+def _blur_operator(n: int, sigma_px: float) -> Tensor:
+    """[n, n] matrix of the 1-D blur: row i holds the kernel centred on i, with the taps
+    that fall off either end added to the first or last pixel (replicated edges)."""
+    r = max(1, int(3 * sigma_px))
+    offsets = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-(offsets**2) / (2 * sigma_px**2))
+    k = k / k.sum()
+    src = (torch.arange(n)[:, None] + offsets.long()[None]).clamp(0, n - 1)  # [n, 2r + 1]
+    op = torch.zeros(n, n, dtype=torch.float64)
+    op.scatter_add_(1, src, k.expand(n, -1).contiguous())
+    return op.float()
 
 
 def resize_square(frame: np.ndarray, size: int) -> np.ndarray:
