@@ -6,6 +6,10 @@ frozen: no gradient, eval mode, run under ``no_grad``. With ``state.adapt`` it a
 slowly (seed 4.2): it trains on the dynamics loss at a reduced learning rate while an EMA copy
 (``target_encoder``, momentum ``state.adapt_momentum``) encodes the next-state targets;
 ``encode`` (planning, evaluation) uses the adapting encoder.
+
+With ``state.standardize`` every state, the dynamics model's inputs and targets and the
+planning energy's operands alike, is standardised per feature by statistics fitted on the
+first training batches (``models/standardizer.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from vjepa2.ema import ema_update
 from vjepa2.losses import latent_loss, multistep_loss, normalize_targets
 from vjepa2.models.dynamics import DynamicsModel
 from vjepa2.models.encoder import VideoViT
+from vjepa2.models.standardizer import StateStandardizer
 from vjepa2.optim import param_groups
 
 
@@ -43,6 +48,11 @@ class WorldModel(nn.Module):
         self.encoder.eval()
         self.dynamics = dynamics
         self.state_cfg, self.loss_cfg = state, loss
+        self.standardizer: StateStandardizer | None = None
+        if state.standardize:
+            n, d = dynamics.num_tokens, dynamics.state_dim
+            shape = (d,) if state.pooled else (n, d)
+            self.standardizer = StateStandardizer(shape, fit_batches=state.standardize_batches)
 
     def train(self, mode: bool = True) -> WorldModel:
         super().train(mode)
@@ -63,10 +73,19 @@ class WorldModel(nn.Module):
             z = z.mean(dim=1)
         return z.reshape(*lead, *z.shape[1:])
 
+    def _standardize(self, states: Tensor, fit: bool = False) -> Tensor:
+        """States [..., *S] into the standardised space; ``fit`` first folds them into the
+        statistics (training batches only, until the standardizer is fitted)."""
+        if self.standardizer is None:
+            return states
+        if fit:
+            self.standardizer.update(states.reshape(-1, *self.standardizer.mean.shape))
+        return self.standardizer(states)
+
     @torch.no_grad()
     def encode(self, frames: Tensor) -> Tensor:
         """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D]."""
-        return self._states(self.encoder, frames)
+        return self._standardize(self._states(self.encoder, frames))
 
     def encoder_param_groups(self, optim: OptimConfig) -> list[dict]:
         """The adapting encoder's optimizer groups (at lr x adapt_lr_scale); none if frozen."""
@@ -113,13 +132,17 @@ class WorldModel(nn.Module):
                 f"data.dataset.frameskip=k it must be k x the environment's action size"
             )
         horizon = min(self.loss_cfg.horizon, actions.shape[1])
+        fit = self.training
         if self.target_encoder is None:
-            states = self.encode(frames)
+            with torch.no_grad():
+                states = self._standardize(self._states(self.encoder, frames), fit)
             start, targets = states[:, 0], states[:, 1 : horizon + 1]
         else:
-            start = self._states(self.encoder, frames[:, 0])  # gradient reaches the encoder
             with torch.no_grad():
-                targets = self._states(self.target_encoder, frames[:, 1 : horizon + 1])
+                raw = self._states(self.target_encoder, frames[:, 1 : horizon + 1])
+                targets = self._standardize(raw, fit)
+            # The gradient reaches the adapting encoder through the start state.
+            start = self._standardize(self._states(self.encoder, frames[:, 0]))
         if horizon == 1:
             pred = self.step(start, actions[:, 0]).unsqueeze(1)
             loss = latent_loss(pred, targets, self.loss_cfg.kind)

@@ -149,6 +149,12 @@ class StateConfig:
     # dynamics, the 16 px-blurred grid alone plans better than the plain grid beside it,
     # whose within-patch detail swamps the blurred grid's slope far from the goal.
     sharp_view: bool = True
+    # Standardise every state per feature (token x channel) by its mean and spread over the
+    # first standardize_batches training batches, then frozen (models/standardizer.py): the
+    # small part of a frozen state that moves with the agent becomes unit-scale for the
+    # dynamics model's inputs, its loss and the planning energy.
+    standardize: bool = False
+    standardize_batches: int = 50
 
     @property
     def num_views(self) -> int:
@@ -167,6 +173,7 @@ class StateConfig:
             "state.blur_px stacks token grids: it needs state.pooled=false",
         )
         _check(self.adapt_lr_scale > 0, "state.adapt_lr_scale must be > 0")
+        _check(self.standardize_batches >= 1, "state.standardize_batches must be >= 1")
         _check(0.0 <= self.adapt_momentum <= 1.0, "state.adapt_momentum must be in [0, 1]")
 
 
