@@ -38,7 +38,7 @@ from vjepa2.eval.planning import (
     train_missing_baselines,
 )
 from vjepa2.eval.plots import cosine_vs_horizon, plan_strip, success_bars
-from vjepa2.eval.report import log_evaluation
+from vjepa2.eval.report import log_evaluation, rollout_table
 from vjepa2.planning import EpisodeOutcome
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         from vjepa2.train.builders import load_world_model
 
         model, model_cfg = load_world_model(ckpt)
-        results["rollout_cosine"], _ = held_out_rollout_cosine(
+        results["rollout_cosine"], results["held_out_episodes"] = held_out_rollout_cosine(
             model, args.dataset, model_cfg.data.dataset.frameskip
         )
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
         figures.append(cosine_vs_horizon(results["rollout_cosine"], out / "cosine.png"))
     results["seconds"] = time.perf_counter() - t0
     table = markdown_table(rows)
+    if "rollout_cosine" in results:
+        table += "\n\n" + rollout_table(results["rollout_cosine"], results["held_out_episodes"])
     (out / "results.md").write_text(f"{table}\n\n{flops_line}\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{table}\n\n{flops_line}\nresults and figures in {out} ({results['seconds']:.0f} s)")

@@ -127,3 +127,38 @@ def test_ray_episodes_match_the_local_ones_and_log_each_as_it_ends(tiny_world_mo
     key = [(o.seed, o.agent, o.success, o.steps) for o in remote]
     assert key == [(o.seed, o.agent, o.success, o.steps) for o in local]  # seeded, in order
     assert len(remote[0].frames) > 0 and not remote[2].frames  # the first episode is recorded
+
+
+@pytest.mark.slow
+def test_held_out_rollouts_are_scored_first_and_tabulated(tiny_world_model, tmp_path):
+    from vjepa2.data.collect import CollectConfig
+    from vjepa2.data.collect_sink import collect_local
+
+    data = tmp_path / "data"
+    collect_local(
+        CollectConfig(
+            out=str(data), env="tworoom", episodes=4, steps_per_episode=20, seed=3,
+            val_fraction=0.5,
+        ),
+        progress=False,
+    )  # fmt: skip
+    out = tmp_path / "eval"
+    results = evaluate.main(
+        [
+            f"--checkpoint={tiny_world_model}",
+            f"--dataset={data}",
+            "--episodes=1",
+            "--local",
+            "--no-mlflow",
+            f"--out={out}",
+            "--set=agents=[do_nothing]",
+            "--set=budget=2",
+        ]
+    )
+    assert results["held_out_episodes"] == 2
+    assert list(results["rollout_cosine"]["model"]) == [1, 5, 10]
+    table = (out / "results.md").read_text()
+    assert "| 2 held-out episodes | 1 step | 5 steps | 10 steps |" in table
+    copy = results["rollout_cosine"]["copy"][5]
+    assert f"| cos-sim, copy baseline (s_t) | {results['rollout_cosine']['copy'][1]:.4f}" in table
+    assert 0 < copy <= 1 + 1e-6

@@ -93,6 +93,23 @@ def log_ablations(checkpoint: Path, rows: list[dict], artifacts: list[Path], uri
     return tracker.run_url()
 
 
+def rollout_table(cos: dict, episodes: int) -> str:
+    """Held-out rollout quality by horizon: cos-sim of the model and of the copy baseline,
+    and the model's squared error relative to copy's."""
+    hs = list(cos["model"])  # 1/5/10 steps, fewer where the episodes are short for the frameskip
+    steps = " | ".join(f"{k} step{'s' if str(k) != '1' else ''}" for k in hs)
+    lines = [f"| {episodes} held-out episodes | {steps} |", "|---|" + "---|" * len(hs)]
+    labels = {
+        "model": "cos-sim, world model",
+        "copy": "cos-sim, copy baseline (s_t)",
+        "error_vs_copy": "squared error / copy's (< 1 beats copy)",
+    }
+    for key, label in labels.items():
+        row = " | ".join(f"{cos[key][k]:.4f}" for k in hs)
+        lines.append(f"| {label} | {row} |")
+    return "\n".join(lines)
+
+
 def pipeline_report(s: dict) -> str:
     """The demo's tables: both phases' losses and throughput, collapse, rollouts, links."""
     lines: list[str] = []
@@ -111,19 +128,7 @@ def pipeline_report(s: dict) -> str:
         f"\nTarget embeddings: per-dim std {last['target_std_mean']:.4f} (isotropic "
         f"{last['target_std_isotropic']:.4f}), effective rank {last['target_effective_rank']:.1f}"
     )
-    cos = s["rollout_cosine"]
-    hs = list(cos["model"])  # 1/5/10 steps, fewer where the episodes are short for the frameskip
-    steps = " | ".join(f"{k} step{'s' if str(k) != '1' else ''}" for k in hs)
-    out(f"\n| {s['held_out_episodes']} held-out episodes | {steps} |")
-    out("|---|" + "---|" * len(hs))
-    labels = {
-        "model": "cos-sim, world model",
-        "copy": "cos-sim, copy baseline (s_t)",
-        "error_vs_copy": "squared error / copy's (< 1 beats copy)",
-    }
-    for key, label in labels.items():
-        row = " | ".join(f"{cos[key][k]:.4f}" for k in hs)
-        out(f"| {label} | {row} |")
+    out("\n" + rollout_table(s["rollout_cosine"], s["held_out_episodes"]))
     if s.get("planning"):
         from vjepa2.eval.planning import markdown_table
 
