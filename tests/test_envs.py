@@ -312,6 +312,35 @@ def test_door_seeking_policy_crosses_rooms():
     assert crossing_rate("door_seeking") >= 0.8 and crossing_rate("random") < 0.3
 
 
+def test_straight_door_seeking_runs_into_the_wall_and_default_episodes_are_unchanged():
+    """With straight_prob the agent meets the wall head on (the data then shows moves the wall
+    stops); at the default 0 the episodes are those of the plain policy, draw for draw."""
+    env = TwoRoom()
+
+    def rollout(**kwargs) -> tuple[np.ndarray, int]:
+        policy = make_policy("door_seeking", env, **kwargs)
+        frame, info = env.reset(seed=5)
+        policy.reset(env, np.random.default_rng(5))
+        path, stopped = [info["pos"]], 0
+        for _ in range(200):
+            action = policy(frame, info)
+            before = info["pos"]
+            frame, _, _, _, info = env.step(action)
+            path.append(info["pos"])
+            wanted = before[0] + env.config.step_size * np.clip(action[0], -1, 1)
+            crosses = min(before[0], wanted) < 33 and max(before[0], wanted) > 31
+            stopped += bool(crosses and abs(info["pos"][0] - wanted) > 0.5)
+        return np.array(path), stopped
+
+    plain, plain_stops = rollout()
+    default, _ = rollout(straight_prob=0.0)
+    assert np.array_equal(plain, default)
+    _, straight_stops = rollout(straight_prob=1.0)
+    assert plain_stops == 0 and straight_stops >= 10
+    with pytest.raises(ValueError, match="straight_prob"):
+        make_policy("door_seeking", env, straight_prob=1.5)
+
+
 # --- generic adapter, registry -------------------------------------------------------------
 
 

@@ -49,31 +49,53 @@ class DoorSeekingPolicy:
     Waypoints: just before the door, just past it, then the target; Gaussian action noise on
     top. A waypoint not reached in ``patience`` steps (noise pinned the agent to the wall) is
     given up and a new target drawn.
+
+    With probability ``straight_prob`` a target in the other room is headed for in a straight
+    line instead, ignoring the door: the agent runs into the wall and slides along it, and
+    gives up after ``straight_patience`` steps. Without such episodes a dataset never shows
+    the wall stopping a move (the waypoints always lead through the door), and a world model
+    trained on it predicts walking through walls, which CEM then exploits. At 0 (the default)
+    no extra random numbers are drawn, so the default episodes are unchanged.
     """
 
     def __init__(
-        self, noise: float = 0.3, cross_prob: float = 0.8, tol: float = 1.5, patience: int = 60
+        self,
+        noise: float = 0.3,
+        cross_prob: float = 0.8,
+        tol: float = 1.5,
+        patience: int = 60,
+        straight_prob: float = 0.0,
+        straight_patience: int = 20,
     ):
+        if not 0.0 <= straight_prob <= 1.0 or straight_patience < 1:
+            raise ValueError("door_seeking: straight_prob in [0, 1], straight_patience >= 1")
         self.noise, self.cross_prob, self.tol, self.patience = noise, cross_prob, tol, patience
+        self.straight_prob, self.straight_patience = straight_prob, straight_patience
 
     def reset(self, env: Any, rng: np.random.Generator) -> None:
         self._cfg = env.config
         self._rng = rng
         self._waypoints: list[np.ndarray] = []
         self._waited = 0
+        self._limit = self.patience  # steps allowed for the current waypoint
 
     def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         pos = np.asarray(info["pos"], np.float64)
         if self._waypoints and (
-            np.linalg.norm(self._waypoints[0] - pos) < self.tol or self._waited >= self.patience
+            np.linalg.norm(self._waypoints[0] - pos) < self.tol or self._waited >= self._limit
         ):
-            if self._waited >= self.patience:
+            if self._waited >= self._limit:
                 self._waypoints = []
             else:
                 self._waypoints.pop(0)
             self._waited = 0
         if not self._waypoints:
             self._waypoints = self._plan(pos, np.asarray(info["door"], np.float64))
+            self._limit = self.patience
+            straight = self.straight_prob > 0 and self._rng.random() < self.straight_prob
+            if straight and len(self._waypoints) > 1:
+                self._waypoints = self._waypoints[-1:]  # through the wall, if it let us
+                self._limit = self.straight_patience
         self._waited += 1
         step = (self._waypoints[0] - pos) / self._cfg.step_size
         a = np.clip(step, -1.0, 1.0) + self.noise * self._rng.standard_normal(2)
