@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from jobs.train_job import fit, run_paths
 from vjepa2.config import apply_overrides, get_preset
-from vjepa2.data.collect import CollectConfig
+from vjepa2.data.collect import CONFIG_FILE, CollectConfig
 from vjepa2.data.collect_sink import collect_local
 from vjepa2.train.checkpoint import load_checkpoint
 
@@ -247,6 +247,11 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
     mtime = (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns
     demo.main(argv)  # a rerun reuses the dataset and both checkpoints
     assert (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns == mtime
+    # TwoRoom data shows the wall stopping moves by default (some targets headed for straight).
+    collected = json.loads((tmp_path / "data" / "tworoom" / CONFIG_FILE).read_text())
+    assert collected["policy_kwargs"] == {"straight_prob": 0.3}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        demo.main([*argv, "--policy-kwarg=straight_prob"])
 
 
 def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):

@@ -267,6 +267,7 @@ def test_tworoom_preset_plans_on_the_blurred_grid_alone():
     torch.manual_seed(0)
     model, resolved = build_world_model(cfg)
     assert resolved.state.num_views == 1 and resolved.dynamics.num_tokens == 64  # 8 px patches
+    assert resolved.state.standardize and not model.standardizer.fitted  # identity until fitted
     frames = torch.randn(1, 3, 64, 64)
     expected = normalize_targets(model.encoder(gaussian_blur(frames, 16.0)))
     torch.testing.assert_close(model.encode(frames), expected)

@@ -150,6 +150,10 @@ def _blurred_state(cfg: DynamicsTrainConfig, sigma_px: float) -> DynamicsTrainCo
     # is the detail a blur removes.
     cfg.state.blur_px = (sigma_px,)
     cfg.state.sharp_view = False
+    # The blurred agent moves the state by ~0.1% of its norm; standardised per feature it is
+    # unit-scale for the predictor (error/copy at 5 steps 0.79 -> 0.03, docs/results.md,
+    # 2026-12-05).
+    cfg.state.standardize = True
     return cfg
 
 
