@@ -134,14 +134,16 @@ def test_tworoom_batched_replay_matches_sequential_steps_bit_for_bit(limit):
     actions[:10, :, 1] = 0.0  # straight into the wall face
     actions[10:20] = [1.0, 1.0]  # diagonal slides along it
     keep = [0, 4, 11]
-    expected = []
+    expected, expected_pos = [], []
     for seq in actions:
         env.set_state(snap)
-        frames = [env.step(a)[0] if i < 6 or limit is None else None for i, a in enumerate(seq)]
+        steps = [env.step(a) if i < 6 or limit is None else None for i, a in enumerate(seq)]
         if limit is not None:  # truncated after step 6 of 8 (t was 2): it keeps its last frame
-            frames[6:] = [frames[5]] * 6
-        expected.append([frames[i] for i in keep])
+            steps[6:] = [steps[5]] * 6
+        expected.append([steps[i][0] for i in keep])
+        expected_pos.append([steps[i][4]["pos"] for i in keep])
     got = replay_frames(env, snap, actions, keep)
+    assert np.array_equal(env.replay_positions(snap, actions, keep), np.asarray(expected_pos))
     assert got.shape == (40, 3, 64, 64, 3) and got.dtype == np.uint8
     assert np.array_equal(got, np.asarray(expected))
     assert np.array_equal(env.get_state(), snap)  # the env is left at the snapshot

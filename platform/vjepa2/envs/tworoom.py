@@ -149,6 +149,13 @@ class TwoRoom(gym.Env):
         [K, T, 2] from the snapshot ``state``, all K advanced at once; ``step`` runs the same
         dynamics one at a time, so the frames are those K sequential replays would give. The
         env is left at ``state``."""
+        at = self.replay_positions(state, actions, keep)
+        return np.stack([[self._draw(p) for p in at[:, j]] for j in range(len(keep))], axis=1)
+
+    def replay_positions(
+        self, state: np.ndarray, actions: np.ndarray, keep: list[int]
+    ) -> np.ndarray:
+        """``replay_frames``' agent positions, [K, len(keep), 2], without drawing frames."""
         acts = np.asarray(actions, np.float64)
         if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
             raise ValueError(f"TwoRoom replay takes finite actions [K, T, 2], got {acts.shape}")
@@ -164,9 +171,8 @@ class TwoRoom(gym.Env):
                 pos = self._move(pos, acts[:, i])
             if i in keep:
                 at[i] = pos.copy()
-        frames = np.stack([[self._draw(p) for p in at[i]] for i in keep], axis=1)
         self._pos = start
-        return frames
+        return np.stack([at[i] for i in keep], axis=1)
 
     def state_vector(self, info: dict[str, Any]) -> np.ndarray:
         return np.asarray(info["pos"], np.float32).copy()

@@ -55,9 +55,9 @@ class PlanningEvalConfig:
     pixel_wm_checkpoint: str = ""  # a pixel-space world model (jobs.evaluate trains one)
     # The cost summed over the horizon and 10 iterations, not the seed's final-state cost at 5:
     # on TwoRoom's protocol episodes with exact dynamics that took the true-distance energy
-    # from 80% to 94% and the 16 px-blurred grid's from 60% to 80%, and a learned model's
-    # success from 28% to 54% (docs/results.md, 2026-12-05). A final-state cost lets a plan
-    # wander and come back, so its first action says little about where to go.
+    # from 80-88% to 94% (benchmarks/cem_ceiling.py) and the 16 px-blurred grid's from 60% to
+    # 80% (docs/results.md, 2026-12-05). A final-state cost lets a plan wander and come back,
+    # so its first action says little about where to go (20% at H=10).
     cem: CEMConfig = field(
         default_factory=lambda: CEMConfig(num_candidates=300, iterations=10, cost="sum")
     )

@@ -1,0 +1,134 @@
+"""What a CEM setting reaches on TwoRoom's protocol with a perfect model and a perfect energy.
+
+    .venv/bin/python benchmarks/cem_ceiling.py --out runs/bench/cem_ceiling.json
+
+Every candidate is replayed exactly in the environment (``TwoRoom.replay_positions``) and
+scored by the squared distance of the agent's true position to the goal's: the planner's own
+ceiling, with nothing learned in the loop. A learned world model under the same settings can
+only approach it, so a setting that fails here fails there too. Each ``--setting`` is
+``K,I,H,cost`` (candidates, iterations, horizon in plan steps of ``--frameskip`` env steps,
+``final`` or ``sum``); the protocol is ``jobs.evaluate``'s (seeds from 1,000,000, goal 25
+policy steps ahead, budget 50, success at any step). Prints a table, writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vjepa2.envs.tworoom import TwoRoom
+from vjepa2.eval.planning import PlanningEvalConfig
+from vjepa2.planning import CEMConfig, make_episode, run_episode, wilson_interval
+from vjepa2.planning.cem import CEMPlanner, shift_plan
+from vjepa2.planning.episodes import PlanningEpisode
+
+DEFAULT_SETTINGS = ["300,5,5,final", "300,10,5,final", "300,5,10,final", "300,10,5,sum",
+                    "300,10,10,sum", "1000,10,5,sum"]  # fmt: skip
+
+
+class TruePositionCEM(CEMPlanner):
+    """States are env snapshots [1, 6], goals true positions [1, 2]."""
+
+    def __init__(self, sim: TwoRoom, frameskip: int, cfg: CEMConfig) -> None:
+        super().__init__(self._no_model, 2 * frameskip, cfg)
+        self.sim, self.frameskip = sim, frameskip
+
+    @staticmethod
+    def _no_model(state: Tensor, action: Tensor) -> Tensor:
+        raise RuntimeError("this planner rolls out in the environment")
+
+    def check_problem(self, state: Tensor, goal: Tensor) -> None:
+        pass
+
+    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
+        _, k, h, _ = actions.shape
+        keep = list(range(h)) if self.cfg.cost == "sum" else [h - 1]
+        acts = actions[0].double().numpy().reshape(k, h * self.frameskip, 2)
+        env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
+        pos = self.sim.replay_positions(state[0].numpy(), acts, env_keep)  # [K, len(keep), 2]
+        dist = ((pos - goal[0].numpy()) ** 2).sum(-1).sum(-1)
+        return torch.from_numpy(dist)[None].float()
+
+
+class TruePositionAgent:
+    """The ``cem`` agent's MPC (warm start, seeded per episode) on ``TruePositionCEM``."""
+
+    name = "cem_true_position"
+
+    def __init__(self, cfg: CEMConfig, frameskip: int) -> None:
+        self.planner = TruePositionCEM(TwoRoom(), frameskip, cfg)
+        self._gen = torch.Generator()
+        self._snapshot = np.zeros(6)
+
+    def reset(self, episode: PlanningEpisode) -> None:
+        self._goal = torch.from_numpy(np.asarray(episode.goal_state[:2], np.float64))[None]
+        self._mean: Tensor | None = None
+        self._gen.manual_seed(self.planner.cfg.seed * 1_000_003 + episode.seed)
+
+    def observe_state(self, snapshot: np.ndarray) -> None:
+        self._snapshot = np.asarray(snapshot, np.float64).copy()
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        state = torch.from_numpy(self._snapshot)[None]
+        result = self.planner.plan(state, self._goal, init_mean=self._mean, generator=self._gen)
+        self._mean = shift_plan(result.mean, 1)
+        return result.actions[0, :1].numpy()
+
+
+def parse_setting(text: str) -> CEMConfig:
+    try:
+        k, i, h, cost = text.split(",")
+        return CEMConfig(num_candidates=int(k), iterations=int(i), horizon=int(h), cost=cost)
+    except ValueError as exc:
+        raise SystemExit(f"--setting {text!r}: expected K,I,H,final|sum ({exc})") from None
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setting", action="append", help="K,I,H,cost (repeatable)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--frameskip", type=int, default=5)
+    p.add_argument("--out", default="runs/bench/cem_ceiling.json")
+    args = p.parse_args(argv)
+    if args.episodes < 1 or args.frameskip < 1:
+        p.error("--episodes and --frameskip must be >= 1")
+    settings = [(s, parse_setting(s)) for s in (args.setting or DEFAULT_SETTINGS)]
+    protocol = PlanningEvalConfig()
+    env = TwoRoom()
+    episodes = [
+        make_episode(env, protocol.seed + i, goal_offset=protocol.goal_offset)
+        for i in range(args.episodes)
+    ]
+    rows = []
+    for text, cfg in settings:
+        agent, t0 = TruePositionAgent(cfg, args.frameskip), time.perf_counter()
+        wins = [run_episode(env, agent, ep, budget=protocol.budget).success for ep in episodes]
+        lo, hi = wilson_interval(sum(wins), len(wins))
+        rows.append(
+            {"setting": text, "success_rate": float(np.mean(wins)), "ci95": [lo, hi],
+             "failed_seeds": [ep.seed for ep, w in zip(episodes, wins, strict=True) if not w],
+             "seconds": time.perf_counter() - t0}
+        )  # fmt: skip
+    print(f"{args.episodes} protocol episodes, frameskip {args.frameskip}, true-position energy")
+    print("| K, I, H, cost | success | 95% CI | failed episodes (seed - 1e6) | seconds |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        failed = ", ".join(str(s - protocol.seed) for s in r["failed_seeds"]) or "-"
+        print(
+            f"| {r['setting']} | {r['success_rate']:.0%} | {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} "
+            f"| {failed} | {r['seconds']:.0f} |"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
