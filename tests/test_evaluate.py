@@ -159,6 +159,7 @@ def test_held_out_rollouts_are_scored_first_and_tabulated(tiny_world_model, tmp_
     assert list(results["rollout_cosine"]["model"]) == [1, 5, 10]
     table = (out / "results.md").read_text()
     assert "| 2 held-out episodes | 1 step | 5 steps | 10 steps |" in table
+    assert "FLOPs per rollout step: no planning agent" in table
     copy = results["rollout_cosine"]["copy"][5]
     assert f"| cos-sim, copy baseline (s_t) | {results['rollout_cosine']['copy'][1]:.4f}" in table
     assert 0 < copy <= 1 + 1e-6
