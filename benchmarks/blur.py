@@ -13,13 +13,12 @@ and prints the ratio per sigma.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_output import print_table, write_json
 
 from vjepa2.data.transforms import gaussian_blur
 
@@ -65,16 +64,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             {"sigma": sigma, "batch": args.batch, "size": args.size, "matmul_s": fast,
              "conv_s": slow, "speedup": slow / fast, "max_abs_diff": err}
         )  # fmt: skip
-    print("| sigma (px) | frames | matmul (median) | depthwise conv (median) | speed-up |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['sigma']:g} | {r['batch']} x {r['size']}^2 | {r['matmul_s'] * 1e3:.0f} ms | "
-            f"{r['conv_s'] * 1e3:.0f} ms | {r['speedup']:.0f}x |"
-        )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    print_table(
+        ["sigma (px)", "frames", "matmul (median)", "depthwise conv (median)", "speed-up"],
+        [
+            [f"{r['sigma']:g}", f"{r['batch']} x {r['size']}^2", f"{r['matmul_s'] * 1e3:.0f} ms",
+             f"{r['conv_s'] * 1e3:.0f} ms", f"{r['speedup']:.0f}x"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    write_json(args.out, rows)
     return rows
 
 

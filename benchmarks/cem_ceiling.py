@@ -14,12 +14,11 @@ policy steps ahead, budget 50, success at any step). Prints a table, writes JSON
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_output import print_table, write_json
 from torch import Tensor
 
 from vjepa2.envs.tworoom import TwoRoom
@@ -116,17 +115,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "seconds": time.perf_counter() - t0}
         )  # fmt: skip
     print(f"{args.episodes} protocol episodes, frameskip {args.frameskip}, true-position energy")
-    print("| K, I, H, cost | success | 95% CI | failed episodes (seed - 1e6) | seconds |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        failed = ", ".join(str(s - protocol.seed) for s in r["failed_seeds"]) or "-"
-        print(
-            f"| {r['setting']} | {r['success_rate']:.0%} | {r['ci95'][0]:.0%}-{r['ci95'][1]:.0%} "
-            f"| {failed} | {r['seconds']:.0f} |"
-        )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    print_table(
+        ["K, I, H, cost", "success", "95% CI", "failed episodes (seed - 1e6)", "seconds"],
+        [
+            [r["setting"], f"{r['success_rate']:.0%}", f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}",
+             ", ".join(str(s - protocol.seed) for s in r["failed_seeds"]) or "-",
+             f"{r['seconds']:.0f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    write_json(args.out, rows)
     return rows
 
 

@@ -39,6 +39,23 @@ def tiny_world_model(tiny_checkpoints):
 
 
 @pytest.fixture(scope="session")
+def tworoom_val_dataset(tmp_path_factory):
+    """A TwoRoom dataset of 4 episodes x 20 steps, 2 of them held out (val); read-only."""
+    from vjepa2.data.collect import CollectConfig
+    from vjepa2.data.collect_sink import collect_local
+
+    data = tmp_path_factory.mktemp("tworoom_val") / "data"
+    collect_local(
+        CollectConfig(
+            out=str(data), env="tworoom", episodes=4, steps_per_episode=20, seed=1,
+            val_fraction=0.5,
+        ),
+        progress=False,
+    )  # fmt: skip
+    return data
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray instance for the whole test session, shut down at the end.
 

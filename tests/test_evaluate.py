@@ -130,18 +130,10 @@ def test_ray_episodes_match_the_local_ones_and_log_each_as_it_ends(tiny_world_mo
 
 
 @pytest.mark.slow
-def test_held_out_rollouts_are_scored_first_and_tabulated(tiny_world_model, tmp_path):
-    from vjepa2.data.collect import CollectConfig
-    from vjepa2.data.collect_sink import collect_local
-
-    data = tmp_path / "data"
-    collect_local(
-        CollectConfig(
-            out=str(data), env="tworoom", episodes=4, steps_per_episode=20, seed=3,
-            val_fraction=0.5,
-        ),
-        progress=False,
-    )  # fmt: skip
+def test_held_out_rollouts_are_scored_first_and_tabulated(
+    tiny_world_model, tworoom_val_dataset, tmp_path
+):
+    data = tworoom_val_dataset
     out = tmp_path / "eval"
     results = evaluate.main(
         [

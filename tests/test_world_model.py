@@ -222,23 +222,14 @@ def test_gaussian_blur_equals_a_direct_edge_padded_convolution_on_any_shape():
                                    atol=1e-5, rtol=1e-5)  # fmt: skip
 
 
-def test_held_out_rollouts_step_at_the_models_frameskip(tiny_dynamics, tmp_path):
+def test_held_out_rollouts_step_at_the_models_frameskip(tiny_dynamics, tworoom_val_dataset):
     """A frameskip-k model is scored on every k-th frame with k raw actions per step, and the
     horizons shrink to what the episodes hold instead of failing after a long evaluation."""
-    from vjepa2.data.collect import CollectConfig
-    from vjepa2.data.collect_sink import collect_local
     from vjepa2.data.dataset import VideoActionDataset
     from vjepa2.data.transforms import normalize_frames
     from vjepa2.eval.rollout import held_out_rollout_cosine, load_episode_windows
 
-    data = tmp_path / "data"
-    collect_local(
-        CollectConfig(
-            out=str(data), env="tworoom", episodes=4, steps_per_episode=20, seed=1,
-            val_fraction=0.5,
-        ),
-        progress=False,
-    )  # fmt: skip
+    data = tworoom_val_dataset
     frames, actions = load_episode_windows(str(data), "val", num_frames=4, frameskip=3)
     ds = VideoActionDataset.open(str(data))
     (ep, *_) = [e for e in ds if e.split == "val"]
