@@ -263,3 +263,17 @@ def test_tworoom_preset_plans_on_the_blurred_grid_alone():
     expected = normalize_targets(model.encoder(gaussian_blur(frames, 16.0)))
     torch.testing.assert_close(model.encode(frames), expected)
     assert get_preset("dynamics", "pusht").state.sharp_view  # PushT keeps the plain grid
+
+
+def test_tworoom_small_preset_is_the_90_percent_recipe():
+    """The docs/results.md 2026-12-05 commands, as presets: the regularised tiny Phase 1 and a
+    depth-4 predictor on the standardised 16 px-blurred grid at frameskip 5."""
+    pre = get_preset("pretrain", "tworoom_small")
+    assert pre.train.steps == 600 and pre.encoder == get_preset("pretrain", "tiny").encoder
+    assert (pre.loss.variance_weight, pre.loss.covariance_weight) == (1.0, 1.0)
+    cfg = get_preset("dynamics", "tworoom_small")
+    assert (cfg.train.steps, cfg.dynamics.depth, cfg.dynamics.action_hidden) == (3000, 4, 128)
+    assert (cfg.data.dataset.frameskip, cfg.dynamics.action_dim, cfg.loss.horizon) == (5, 10, 3)
+    assert cfg.state.blur_px == (16.0,) and not cfg.state.sharp_view and cfg.state.standardize
+    model, resolved = build_world_model(cfg)
+    assert resolved.dynamics.num_tokens == 16 and model.standardizer.mean.shape == (16, 96)
