@@ -7,7 +7,7 @@ scored by the squared distance of the agent's true position to the goal's: the p
 ceiling, with nothing learned in the loop. A learned world model under the same settings can
 only approach it, so a setting that fails here fails there too. Each ``--setting`` is
 ``K,I,H,cost`` (candidates, iterations, horizon in plan steps of ``--frameskip`` env steps,
-``final`` or ``sum``); the protocol is ``jobs.evaluate``'s (seeds from 1,000,000, goal 25
+``final``, ``sum`` or ``min``); the protocol is ``jobs.evaluate``'s (seeds from 1,000,000, goal 25
 policy steps ahead, budget 50, success at any step). Prints a table, writes JSON.
 """
 
@@ -24,11 +24,12 @@ from torch import Tensor
 from vjepa2.envs.tworoom import TwoRoom
 from vjepa2.eval.planning import PlanningEvalConfig
 from vjepa2.planning import CEMConfig, make_episode, run_episode, wilson_interval
-from vjepa2.planning.cem import CEMPlanner, shift_plan
+from vjepa2.planning.cem import CEMPlanner, combine_costs, scored_steps, shift_plan
 from vjepa2.planning.episodes import PlanningEpisode
 
 DEFAULT_SETTINGS = ["300,5,5,final", "300,10,5,final", "300,5,10,final", "300,10,5,sum",
-                    "300,10,10,sum", "1000,10,5,sum"]  # fmt: skip
+                    "300,10,10,sum", "1000,10,5,sum",
+                    "300,10,8,min", "300,10,10,min"]  # fmt: skip
 
 
 class TruePositionCEM(CEMPlanner):
@@ -47,12 +48,12 @@ class TruePositionCEM(CEMPlanner):
 
     def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
         _, k, h, _ = actions.shape
-        keep = list(range(h)) if self.cfg.cost == "sum" else [h - 1]
+        keep = scored_steps(h, self.cfg.cost)
         acts = actions[0].double().numpy().reshape(k, h * self.frameskip, 2)
         env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
         pos = self.sim.replay_positions(state[0].numpy(), acts, env_keep)  # [K, len(keep), 2]
-        dist = ((pos - goal[0].numpy()) ** 2).sum(-1).sum(-1)
-        return torch.from_numpy(dist)[None].float()
+        dist = torch.from_numpy(((pos - goal[0].numpy()) ** 2).sum(-1))  # [K, len(keep)]
+        return combine_costs(dist, self.cfg.cost)[None].float()
 
 
 class TruePositionAgent:
@@ -85,7 +86,7 @@ def parse_setting(text: str) -> CEMConfig:
         k, i, h, cost = text.split(",")
         return CEMConfig(num_candidates=int(k), iterations=int(i), horizon=int(h), cost=cost)
     except ValueError as exc:
-        raise SystemExit(f"--setting {text!r}: expected K,I,H,final|sum ({exc})") from None
+        raise SystemExit(f"--setting {text!r}: expected K,I,H,final|sum|min ({exc})") from None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

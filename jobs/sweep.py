@@ -6,12 +6,13 @@ python -m jobs.sweep cem --checkpoint runs/demo/dynamics/final.pt --trials 16 --
 ``masking`` searches block count, spatial/temporal scale ranges and aspect ratio; each trial
 is a short Phase-1 run (``--steps``) scored at ``--reports`` checkpoints by an attentive
 probe on direction of motion (``--probe-set probes=[linear]`` for the linear one). ``cem``
-searches K, I, H, elite fraction, initial std, momentum and final vs summed cost; each trial
-plans ``--episodes`` validation episodes (seeds disjoint from the evaluation's) with the
-fixed world model and is scored by success. Optuna proposes the trials (``--search random``
-for Tune's random search) and ASHA stops the weak ones at the reports. One MLflow parent run
-holds the sweep, with a child run per trial; ``<out>/best.yaml`` is the best trial's config,
-which ``jobs.pretrain --config`` (masking) or ``jobs.evaluate --config`` (cem) takes as it is.
+searches K, I, H, elite fraction, initial std, momentum and the cost (final, summed or
+minimum over the horizon); each trial plans ``--episodes`` validation episodes (seeds
+disjoint from the evaluation's) with the fixed world model and is scored by success. Optuna
+proposes the trials (``--search random`` for Tune's random search) and ASHA stops the weak
+ones at the reports. One MLflow parent run holds the sweep, with a child run per trial;
+``<out>/best.yaml`` is the best trial's config, which ``jobs.pretrain --config`` (masking)
+or ``jobs.evaluate --config`` (cem) takes as it is.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def cem_space() -> dict[str, Any]:
         "momentum": tune.uniform(0.0, 0.5),
         # The final state's distance to the goal, or summed over the horizon (more shape
         # where the final-state energy is flat).
-        "cost": tune.choice(["final", "sum"]),
+        "cost": tune.choice(["final", "sum", "min"]),
     }
 
 

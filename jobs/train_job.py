@@ -53,6 +53,7 @@ class FitResult:
     seconds: float
     run_url: str | None = None  # MLflow
     model_version: str | None = None  # MLflow model registry
+    reused: bool = False  # a finished run found in place: nothing trained in this call
 
 
 def run_paths(cfg: JobConfig) -> tuple[Path, str, str]:
@@ -139,6 +140,7 @@ def fit(
         time.perf_counter() - t0,
         run_url=tracker.run_url() if tracker else None,
         model_version=version,
+        reused=not trained,
     )
 
 

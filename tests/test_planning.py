@@ -63,6 +63,36 @@ def test_token_grid_states_and_l1_summed_energy():
     assert (result.actions[:, 0] > 0.6).all()
 
 
+def _wall_step(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """s + a in the plane, but a move from x < 0 to x >= 0 stops at the wall unless |y| <= 0.5."""
+    nxt = s + a
+    blocked = (s[:, 0] < 0) & (nxt[:, 0] >= 0) & (nxt[:, 1].abs() > 0.5)
+    x = torch.where(blocked, torch.full_like(nxt[:, 0], -0.01), nxt[:, 0])
+    return torch.stack([x, nxt[:, 1]], 1)
+
+
+def test_min_cost_plans_around_a_wall_that_the_summed_cost_pushes_into():
+    start, goal = torch.tensor([[-0.2, 1.5]]), torch.tensor([[0.2, 1.5]])  # the wall between
+
+    def closest_approach(actions: torch.Tensor) -> float:
+        s, dist = start, []
+        for t in range(actions.shape[1]):
+            s = _wall_step(s, actions[:, t])
+            dist.append(float((s - goal).norm()))
+        return min(dist)
+
+    reach = {}
+    for cost in ("sum", "min"):
+        cfg = CEMConfig(num_candidates=500, horizon=6, iterations=20, cost=cost, seed=0)
+        reach[cost] = closest_approach(CEMPlanner(_wall_step, 2, cfg).plan(start, goal).actions)
+    # The summed cost stays at the wall (0.21 away): the door (y = 0) is further at first.
+    assert reach["sum"] > 0.19, reach
+    # The plan's closest approach goes down to the door, through, and back up to the goal.
+    assert reach["min"] < 0.1, reach
+    with pytest.raises(ValueError, match="cost"):
+        CEMConfig(cost="max")  # type: ignore[arg-type]
+
+
 def test_l2_ball_bound_and_seeded_repeatability():
     cfg = CEMConfig(num_candidates=50, horizon=3, iterations=4, bound="l2", radius=0.5, seed=3)
     planner = CEMPlanner(CountingStep(), 2, cfg)

@@ -242,11 +242,14 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
     summary = demo.main(argv)
     text = capsys.readouterr().out
     assert "| Phase 1 pretrain |" in text and "| oracle |" in text and "MLflow: pretrain" in text
+    assert "reused" not in text and not summary["dynamics"]["reused"]
     assert {r["agent"] for r in summary["planning"]} == {"cem", "random", "do_nothing", "oracle"}
     assert (tmp_path / "summary.json").is_file()
     mtime = (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns
-    demo.main(argv)  # a rerun reuses the dataset and both checkpoints
+    again = demo.main(argv)  # a rerun reuses the dataset and both checkpoints
     assert (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns == mtime
+    assert again["pretrain"]["reused"] and again["dynamics"]["reused"]
+    assert capsys.readouterr().out.count("| reused |") == 2
     # TwoRoom data shows the wall stopping moves by default (some targets headed for straight).
     collected = json.loads((tmp_path / "data" / "tworoom" / CONFIG_FILE).read_text())
     assert collected["policy_kwargs"] == {"straight_prob": 0.3}

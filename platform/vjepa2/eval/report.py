@@ -119,9 +119,11 @@ def pipeline_report(s: dict) -> str:
     out("|---|---|---|---|---|---|")
     for name, st in (("Phase 1 pretrain", p), ("Phase 2 dynamics", d)):
         last = st["last"]
+        # A reused run's seconds are this call's look-up, not its training time.
+        took = "reused" if st.get("reused") else f"{st['seconds']:.0f}"
         out(
             f"| {name} | {st['first']['loss']:.4f} | {last['loss']:.4f} | "
-            f"{last['samples_per_s']:.1f} | {last['data_wait_frac']:.0%} | {st['seconds']:.0f} |"
+            f"{last['samples_per_s']:.1f} | {last['data_wait_frac']:.0%} | {took} |"
         )
     last = p["last"]
     out(

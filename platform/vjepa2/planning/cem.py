@@ -39,7 +39,10 @@ class CEMConfig:
     high: float = 1.0
     radius: float = 1.0  # l2-ball bound on each action
     energy: Literal["l2", "l1"] = "l2"  # distance of predicted latents to the goal latent
-    cost: Literal["final", "sum"] = "final"  # the final predicted state, or summed over steps
+    # The final predicted state's energy, the sum over the horizon, or its minimum: the plan's
+    # closest approach, which matches success at any step and lets a plan leave the goal's
+    # side of a wall to get around it (benchmarks/cem_ceiling.py).
+    cost: Literal["final", "sum", "min"] = "final"
     keep_mean: bool = True  # the current mean is always one candidate: the cost never rises
     seed: int = 0
 
@@ -51,6 +54,7 @@ class CEMConfig:
         _check(0.0 <= self.momentum < 1.0, "cem momentum must be in [0, 1)")
         _check(self.low < self.high, "cem low must be < high")
         _check(self.radius > 0, "cem radius must be > 0")
+        _check(self.cost in ("final", "sum", "min"), "cem cost must be final, sum or min")
 
     @property
     def num_elites(self) -> int:
@@ -69,6 +73,16 @@ def energy(pred: Tensor, goal: Tensor, kind: str) -> Tensor:
     """Mean L2 (squared) or L1 distance per row over every latent element: [M]."""
     diff = (pred.float() - goal.float()).flatten(1)
     return diff.pow(2).mean(-1) if kind == "l2" else diff.abs().mean(-1)
+
+
+def scored_steps(horizon: int, cost: str) -> list[int]:
+    """The rollout steps whose energy a plan's cost uses: the last, or all of them."""
+    return [horizon - 1] if cost == "final" else list(range(horizon))
+
+
+def combine_costs(per_step: Tensor, cost: str) -> Tensor:
+    """[M, T] energies of the scored steps -> [M]: summed, or their minimum for ``min``."""
+    return per_step.amin(1) if cost == "min" else per_step.sum(1)
 
 
 class CEMPlanner:
@@ -100,12 +114,12 @@ class CEMPlanner:
         s = state.repeat_interleave(k, dim=0)
         g = goal.repeat_interleave(k, dim=0)
         flat = actions.reshape(b * k, h, d)
-        total = torch.zeros(b * k, device=state.device)
+        scored, per_step = scored_steps(h, self.cfg.cost), []
         for t in range(h):
             s = self.step(s, flat[:, t])
-            if self.cfg.cost == "sum" or t == h - 1:
-                total = total + energy(s, g, self.cfg.energy)
-        return total.view(b, k)
+            if t in scored:
+                per_step.append(energy(s, g, self.cfg.energy))
+        return combine_costs(torch.stack(per_step, 1), self.cfg.cost).view(b, k)
 
     @torch.no_grad()
     def plan(

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from vjepa2.envs.registry import WorldEnv, replay_frames
 from vjepa2.planning.agents import PlannerAgent, PlanningModel
-from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy
+from vjepa2.planning.cem import CEMConfig, CEMPlanner, combine_costs, energy, scored_steps
 
 NAME = "cem_true_dynamics"
 ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
@@ -58,7 +58,7 @@ class TrueDynamicsCEM(CEMPlanner):
     def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
         """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]."""
         b, k, h, _ = actions.shape
-        keep = list(range(h)) if self.cfg.cost == "sum" else [h - 1]
+        keep = scored_steps(h, self.cfg.cost)
         # Plan step t ends after env step (t + 1) * frameskip - 1.
         env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
         acts = actions.double().cpu().numpy().reshape(b, k, h * self.frameskip, self.env_dim)
@@ -77,7 +77,7 @@ class TrueDynamicsCEM(CEMPlanner):
         )
         g = goal.repeat_interleave(k * len(keep), dim=0)
         e = energy(z, g.to(z.device), self.cfg.energy)
-        return e.view(b, k, len(keep)).sum(-1).to(actions.device)
+        return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k).to(actions.device)
 
 
 class TrueDynamicsAgent(PlannerAgent):
