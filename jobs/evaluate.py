@@ -89,11 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = summarize(outcomes)
     results["planning"] = rows
     results["flops_per_step"] = flops = rollout_step_flops(cfg, str(ckpt))
-    flops_line = (
-        "FLOPs per rollout step: " + ", ".join(f"{k} {v:,}" for k, v in flops.items())
-        if flops
-        else "FLOPs per rollout step: no planning agent"
-    )
+    per_agent = ", ".join(f"{k} {v:,}" for k, v in flops.items())
+    flops_line = f"FLOPs per rollout step: {per_agent or 'no planning agent'}"
     figures = [success_bars(rows, out / "success.png")]
     for o in outcomes:
         if o.frames:

@@ -42,8 +42,8 @@ def cem_space() -> dict[str, Any]:
         "elite_frac": tune.uniform(0.05, 0.3),
         "init_std": tune.uniform(0.3, 1.5),
         "momentum": tune.uniform(0.0, 0.5),
-        # The final state's distance to the goal, or summed over the horizon (more shape
-        # where the final-state energy is flat).
+        # The final state's distance to the goal, summed over the horizon (more shape where
+        # the final-state energy is flat), or its minimum (a detour is not charged for the way).
         "cost": tune.choice(["final", "sum", "min"]),
     }
 

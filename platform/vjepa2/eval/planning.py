@@ -57,7 +57,8 @@ class PlanningEvalConfig:
     # on TwoRoom's protocol episodes with exact dynamics that took the true-distance energy
     # from 80-88% to 94% (benchmarks/cem_ceiling.py) and the 16 px-blurred grid's from 60% to
     # 80% (docs/results.md, 2026-12-05). A final-state cost lets a plan wander and come back,
-    # so its first action says little about where to go (20% at H=10).
+    # so its first action says little about where to go (20% at H=10). ``cost="min"`` reaches
+    # 100% there at H=8 but not on the learned TwoRoom model (90%, as the sum; 2026-12-05 later).
     cem: CEMConfig = field(
         default_factory=lambda: CEMConfig(num_candidates=300, iterations=10, cost="sum")
     )
