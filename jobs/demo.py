@@ -2,6 +2,7 @@
 
 python -m jobs.demo                                   # tiny preset, everything under runs/demo
 python -m jobs.demo --episodes 400 --set pretrain.train.steps=1000
+python -m jobs.demo --preset tworoom_small --set plan.cem.cost=min --set plan.cem.horizon=8
 python -m jobs.demo --env pusht --preset pusht --episodes 1000 --out runs/pusht   # hours on CPU
 
 Every stage runs on Ray (an embedded instance unless ``RAY_ADDRESS`` is set) and is tracked
@@ -20,7 +21,7 @@ from jobs.collect import parse_kwargs, run_collect
 from jobs.evaluate import run_episodes
 from jobs.ray_runtime import ensure_ray
 from jobs.train_job import fit
-from vjepa2.config import ConfigError, apply_overrides, get_preset
+from vjepa2.config import ConfigError, apply_overrides, get_preset, to_dict
 from vjepa2.data.collect import CollectConfig
 from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.report import pipeline_report
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="KEY=VALUE",
         help="collection policy keyword, as in jobs.collect (TwoRoom default: straight_prob=0.3)",
     )
-    add_overrides(parser, help="pretrain.KEY=V or dynamics.KEY=V (repeatable)")
+    add_overrides(parser, help="pretrain.KEY=V, dynamics.KEY=V or plan.KEY=V (repeatable)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -58,6 +59,28 @@ def main(argv: list[str] | None = None) -> dict:
         policy_kwargs = {**defaults, **parse_kwargs(args.policy_kwargs)}
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
+    source = ["data.source=dataset", f"data.dataset.path={data}", f"train.out_dir={out}"]
+    # Every config is built before any work starts: a bad override costs nothing.
+    split: dict[str, list[str]] = {"pretrain": [], "dynamics": [], "plan": []}
+    try:
+        for item in args.overrides:
+            job, _, rest = item.partition(".")
+            if job not in split or not rest:
+                raise ConfigError(
+                    f"override {item!r} must start with 'pretrain.', 'dynamics.' or 'plan.'"
+                )
+            split[job].append(rest)
+        pre_cfg = apply_overrides(get_preset("pretrain", args.preset), source + split["pretrain"])
+        dyn_cfg = apply_overrides(get_preset("dynamics", args.preset), source + split["dynamics"])
+        plan_cfg = apply_overrides(
+            PlanningEvalConfig(
+                env=args.env, episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS
+            ),
+            split["plan"],
+        )
+    except (ConfigError, ValueError) as exc:  # the planner's configs raise ValueError
+        raise SystemExit(f"config error: {exc}") from None
+
     t0 = time.perf_counter()
     ensure_ray()
     run_collect(
@@ -74,29 +97,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     t_data = time.perf_counter() - t0
 
-    source = ["data.source=dataset", f"data.dataset.path={data}", f"train.out_dir={out}"]
-    split: dict[str, list[str]] = {"pretrain": [], "dynamics": []}
-    try:
-        for item in args.overrides:
-            job, _, rest = item.partition(".")
-            if job not in split or not rest:
-                raise ConfigError(f"override {item!r} must start with 'pretrain.' or 'dynamics.'")
-            split[job].append(rest)
-        pre_cfg = apply_overrides(get_preset("pretrain", args.preset), source + split["pretrain"])
-        pre = fit(pre_cfg, progress=not args.quiet)
-        dyn_cfg = apply_overrides(
-            get_preset("dynamics", args.preset),
-            [*source, f"encoder_checkpoint={pre.checkpoint}", *split["dynamics"]],
-        )
-        dyn = fit(dyn_cfg, progress=not args.quiet)
-    except ConfigError as exc:
-        raise SystemExit(f"config error: {exc}") from None
+    pre = fit(pre_cfg, progress=not args.quiet)
+    if not any(o.startswith("encoder_checkpoint=") for o in split["dynamics"]):
+        dyn_cfg.encoder_checkpoint = str(pre.checkpoint)  # an explicit override wins
+    dyn = fit(dyn_cfg, progress=not args.quiet)
 
     model, model_cfg = load_world_model(dyn.checkpoint)
     cos, held_out = held_out_rollout_cosine(model, str(data), model_cfg.data.dataset.frameskip)
-    plan_cfg = PlanningEvalConfig(
-        env=args.env, episodes=max(args.plan_episodes, 1), agents=PLAN_AGENTS
-    )
     seeds = [plan_cfg.seed + i for i in range(args.plan_episodes)]
     planning = summarize(run_episodes(plan_cfg, seeds, str(dyn.checkpoint), False)) if seeds else []
     p, d = pre.history, dyn.history
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rollout_cosine": cos,
         "held_out_episodes": held_out,
         "planning": planning,
+        "planning_config": to_dict(plan_cfg),
         "seconds_total": time.perf_counter() - t0,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -238,12 +238,14 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
         "--quiet",
         "--set=pretrain.train.steps=2",
         "--set=dynamics.train.steps=2",
+        "--set=plan.cem.iterations=2",
     ]
     summary = demo.main(argv)
     text = capsys.readouterr().out
     assert "| Phase 1 pretrain |" in text and "| oracle |" in text and "MLflow: pretrain" in text
     assert "reused" not in text and not summary["dynamics"]["reused"]
     assert {r["agent"] for r in summary["planning"]} == {"cem", "random", "do_nothing", "oracle"}
+    assert summary["planning_config"]["cem"]["iterations"] == 2  # the plan. override
     assert (tmp_path / "summary.json").is_file()
     mtime = (tmp_path / "dynamics" / "final.pt").stat().st_mtime_ns
     again = demo.main(argv)  # a rerun reuses the dataset and both checkpoints
@@ -255,6 +257,19 @@ def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsy
     assert collected["policy_kwargs"] == {"straight_prob": 0.3}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         demo.main([*argv, "--policy-kwarg=straight_prob"])
+
+
+def test_demo_rejects_a_bad_override_before_collecting(tmp_path):
+    from jobs import demo
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="config error: .*cem"):
+        demo.main([f"--out={out}", "--set=plan.cem.horizon=0"])
+    with pytest.raises(SystemExit, match="must start with"):
+        demo.main([f"--out={out}", "--set=cem.horizon=8"])
+    with pytest.raises(SystemExit, match="config error: .*nope"):
+        demo.main([f"--out={out}", "--set=dynamics.nope=1"])
+    assert not out.exists()
 
 
 def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):
