@@ -58,7 +58,8 @@ class PlanningEvalConfig:
     # from 80-88% to 94% (benchmarks/cem_ceiling.py) and the 16 px-blurred grid's from 60% to
     # 80% (docs/results.md, 2026-12-05). A final-state cost lets a plan wander and come back,
     # so its first action says little about where to go (20% at H=10). ``cost="min"`` reaches
-    # 100% there at H=8 but not on the learned TwoRoom model (90%, as the sum; 2026-12-05 later).
+    # 100% there at H=8; on learned TwoRoom models 90-92% against the sum's 88-90%, not
+    # separated (2026-12-05 later and third), at 1.5-2x the planning time.
     cem: CEMConfig = field(
         default_factory=lambda: CEMConfig(num_candidates=300, iterations=10, cost="sum")
     )
