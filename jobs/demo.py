@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     t_data = time.perf_counter() - t0
 
     pre = fit(pre_cfg, progress=not args.quiet)
-    if not any(o.startswith("encoder_checkpoint=") for o in split["dynamics"]):
-        dyn_cfg.encoder_checkpoint = str(pre.checkpoint)  # an explicit override wins
+    # Phase 1's checkpoint, then the user's overrides again: an explicit encoder_checkpoint wins.
+    dyn_cfg = apply_overrides(dyn_cfg, [f"encoder_checkpoint={pre.checkpoint}", *split["dynamics"]])
     dyn = fit(dyn_cfg, progress=not args.quiet)
 
     model, model_cfg = load_world_model(dyn.checkpoint)
