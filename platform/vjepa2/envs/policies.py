@@ -54,8 +54,17 @@ class DoorSeekingPolicy:
     line instead, ignoring the door: the agent runs into the wall and slides along it, and
     gives up after ``straight_patience`` steps. Without such episodes a dataset never shows
     the wall stopping a move (the waypoints always lead through the door), and a world model
-    trained on it predicts walking through walls, which CEM then exploits. At 0 (the default)
-    no extra random numbers are drawn, so the default episodes are unchanged.
+    trained on it predicts walking through walls, which CEM then exploits.
+
+    With probability ``edge_prob`` a new target is instead a point beside the wall just past
+    one of the door's edges (``edge_reach`` px beyond it at most), followed by
+    ``edge_explore`` steps of random actions that mostly press into the wall while sliding
+    along it. CEM tries every action sequence there, and a model that has only seen
+    purposeful moves near the edges lets some of them through the wall a few pixels beside
+    the door (docs/results.md, 2026-12-05 fourth).
+
+    At 0 (the defaults) neither option draws a random number, so the default episodes are
+    unchanged.
     """
 
     def __init__(
@@ -66,11 +75,17 @@ class DoorSeekingPolicy:
         patience: int = 60,
         straight_prob: float = 0.0,
         straight_patience: int = 20,
+        edge_prob: float = 0.0,
+        edge_reach: float = 8.0,
+        edge_explore: int = 12,
     ):
         if not 0.0 <= straight_prob <= 1.0 or straight_patience < 1:
             raise ValueError("door_seeking: straight_prob in [0, 1], straight_patience >= 1")
+        if not 0.0 <= edge_prob <= 1.0 or edge_reach <= 0 or edge_explore < 1:
+            raise ValueError("door_seeking: edge_prob in [0, 1], edge_reach > 0, edge_explore >= 1")
         self.noise, self.cross_prob, self.tol, self.patience = noise, cross_prob, tol, patience
         self.straight_prob, self.straight_patience = straight_prob, straight_patience
+        self.edge_prob, self.edge_reach, self.edge_explore = edge_prob, edge_reach, edge_explore
 
     def reset(self, env: Any, rng: np.random.Generator) -> None:
         self._cfg = env.config
@@ -78,19 +93,34 @@ class DoorSeekingPolicy:
         self._waypoints: list[np.ndarray] = []
         self._waited = 0
         self._limit = self.patience  # steps allowed for the current waypoint
+        self._exploring = False  # at a door edge: random actions for the current waypoint
+        self._explore_left = 0
 
     def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         pos = np.asarray(info["pos"], np.float64)
+        door = np.asarray(info["door"], np.float64)
         if self._waypoints and (
             np.linalg.norm(self._waypoints[0] - pos) < self.tol or self._waited >= self._limit
         ):
+            if self._waited < self._limit and self._exploring:  # reached a door edge
+                self._explore_left = self.edge_explore
             if self._waited >= self._limit:
                 self._waypoints = []
             else:
                 self._waypoints.pop(0)
-            self._waited = 0
+            self._waited, self._exploring = 0, False
+        if self._explore_left > 0:
+            self._explore_left -= 1
+            # Mostly pressing into the wall, sliding up and down it: the moves the wall stops
+            # beside the door and the door lets through, within a few pixels of each other.
+            toward = 1.0 if pos[0] < door[0] else -1.0
+            x, y = toward * self._rng.uniform(-0.25, 1.0), self._rng.uniform(-1.0, 1.0)
+            return np.array([x, y], np.float32)
+        if not self._waypoints and self.edge_prob > 0 and self._rng.random() < self.edge_prob:
+            self._waypoints, self._exploring = [self._door_edge(pos, door)], True
+            self._limit = self.patience
         if not self._waypoints:
-            self._waypoints = self._plan(pos, np.asarray(info["door"], np.float64))
+            self._waypoints = self._plan(pos, door)
             self._limit = self.patience
             straight = self.straight_prob > 0 and self._rng.random() < self.straight_prob
             if straight and len(self._waypoints) > 1:
@@ -100,6 +130,15 @@ class DoorSeekingPolicy:
         step = (self._waypoints[0] - pos) / self._cfg.step_size
         a = np.clip(step, -1.0, 1.0) + self.noise * self._rng.standard_normal(2)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    def _door_edge(self, pos: np.ndarray, door: np.ndarray) -> np.ndarray:
+        """A point on the agent's side, beside the wall, just above or below the door."""
+        cfg, rng = self._cfg, self._rng
+        side = -1.0 if pos[0] < door[0] else 1.0
+        x = door[0] + side * (cfg.wall_half_width + 1.0 + rng.uniform(0.0, 3.0))
+        beyond = cfg.door_half_height + rng.uniform(0.0, self.edge_reach)
+        y = door[1] + (beyond if rng.random() < 0.5 else -beyond)
+        return np.array([x, np.clip(y, cfg.margin, cfg.size - cfg.margin)])
 
     def _plan(self, pos: np.ndarray, door: np.ndarray) -> list[np.ndarray]:
         cfg, rng = self._cfg, self._rng
