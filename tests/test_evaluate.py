@@ -31,6 +31,11 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     assert rows["do_nothing"]["success_rate"] <= rows["oracle"]["success_rate"]
     assert json.loads((out / "results.json").read_text())["planning"] == results["planning"]
     assert "| cem |" in (out / "results.md").read_text()
+    assert "plans over-promised" in (out / "results.md").read_text()
+    # Every cem plan was replayed in the real environment; the baselines make no plans.
+    audit = rows["cem"]["audit"]
+    assert audit["plans_audited"] >= 3 and 0.0 <= audit["over_promised_share"] <= 1.0
+    assert rows["oracle"]["audit"] is None
     assert (out / "success.png").stat().st_size > 0
     assert len(list(out.glob("plan_cem_*.png"))) == 1
 
@@ -38,6 +43,7 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     exp = client.get_experiment_by_name("vjepa2-eval")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.metrics["oracle/success_rate"] == rows["oracle"]["success_rate"]
+    assert run.data.metrics["cem/over_promised_share"] == audit["over_promised_share"]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.md", "success.png"}
 
 
@@ -99,6 +105,8 @@ def test_an_interrupted_evaluation_resumes_from_its_episode_log(tiny_world_model
     fresh = evaluate.main([*common, "--episodes=3", f"--out={tmp_path / 'fresh'}"])
     for a, b in zip(more["planning"], fresh["planning"], strict=True):  # same as one go
         assert a["success_rate"] == b["success_rate"] and a["episodes"] == b["episodes"]
+        assert a["audit"] == b["audit"]  # the plan audits come back from the log too
+    assert more["planning"][0]["audit"]["plans_audited"] >= 3
     assert first["planning"][0]["episodes"] == 2
 
     evaluate.main([*common, "--episodes=2", "--set=cem.horizon=3"])  # other settings: rerun

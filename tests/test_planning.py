@@ -252,6 +252,53 @@ def test_true_dynamics_cem_scores_each_candidate_by_its_replayed_frames():
         planning.act(env.render())
 
 
+def test_plan_audit_flags_the_plans_that_walk_through_the_wall():
+    """The hand-made model ignores the wall: toward a goal straight across it, its plan
+    promises the goal and the replay stops on the wall's face (over-promised); toward a goal
+    in the same room the replay keeps the promise. run_episode hands the audits over."""
+    from vjepa2.planning.audit import PlanAudit, audit_summary
+    from vjepa2.planning.episodes import PlanningEpisode
+
+    env = make_env("tworoom")
+
+    def audit_one(start: list[float], goal: list[float]) -> PlanAudit:
+        env.reset(options={"pos": goal, "goal": goal, "door_y": 16.0})
+        goal_frame = env.render().copy()
+        frame, _ = env.reset(options={"pos": start, "goal": goal, "door_y": 16.0})
+        episode = PlanningEpisode(
+            0, env.get_state(), env.get_state(), {}, goal_frame, np.zeros((1, 2))
+        )
+        cfg = CEMConfig(num_candidates=64, horizon=8, iterations=4, cost="final")
+        agent = PlannerAgent(PositionWorldModel(), cfg, audit_env=make_env("tworoom"))
+        agent.reset(episode)
+        agent.act(frame)
+        assert agent.audits == []  # no snapshot, no audit
+        agent.observe_state(env.get_state())
+        agent.act(frame)
+        (audit,) = agent.audits
+        return audit
+
+    through_wall = audit_one([24.0, 50.0], [40.0, 50.0])  # door at y = 16: blocked at x = 31
+    assert through_wall.predicted < 1e-3 and through_wall.over_promised
+    assert through_wall.replayed == pytest.approx((40.0 - 31.0) ** 2 / 64**2 / 2, rel=0.15)
+    assert through_wall.still == pytest.approx(16.0**2 / 64**2 / 2, rel=0.1)
+    same_room = audit_one([8.0, 50.0], [24.0, 50.0])
+    assert not same_room.over_promised and same_room.replayed < 1e-3
+
+    summary = audit_summary([[through_wall], [same_room, same_room]], [False, True])
+    assert summary["over_promised_share"] == pytest.approx(1 / 3)
+    assert summary["failed_episodes"] == 1 and summary["failed_with_over_promise"] == 1
+    assert audit_summary([[], []], [True, False]) is None
+
+    agent = PlannerAgent(
+        PositionWorldModel(),
+        CEMConfig(num_candidates=16, horizon=2, iterations=1),
+        audit_env=make_env("tworoom"),
+    )
+    outcome = run_episode(env, agent, make_episode(env, 7, goal_offset=4), budget=3)
+    assert len(outcome.plan_audits) == len(outcome.plan_seconds) >= 1
+
+
 @pytest.mark.slow
 def test_true_dynamics_agent_plans_in_the_mpc_loop():
     """Given the snapshot before every act, it reaches nearby goals like the cem agent."""

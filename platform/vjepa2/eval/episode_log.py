@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vjepa2.planning import EpisodeOutcome
+from vjepa2.planning.audit import PlanAudit
 
 
 def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
@@ -53,6 +54,7 @@ class EpisodeLog:
                     steps_to_success=row["steps_to_success"],
                     steps=int(row["steps"]),
                     plan_seconds=[float(s) for s in row["plan_seconds"]],
+                    plan_audits=[PlanAudit(*map(float, a)) for a in row.get("plan_audits", [])],
                 )
                 found.setdefault(outcome.seed, {})[outcome.agent] = outcome
         return {
@@ -71,6 +73,7 @@ class EpisodeLog:
                 "steps_to_success": o.steps_to_success,
                 "steps": o.steps,
                 "plan_seconds": o.plan_seconds,
+                "plan_audits": [a.as_list() for a in o.plan_audits],
             }
             for o in outcomes
         ]

@@ -31,6 +31,7 @@ from vjepa2.planning import (
     wilson_interval,
 )
 from vjepa2.planning.agents import Agent
+from vjepa2.planning.audit import audit_summary
 
 AGENTS = ("cem", "cem_true_dynamics", "bc", "pixel_wm", "random", "do_nothing", "oracle")
 PLANNERS = ("cem", "pixel_wm")  # the agents that plan with CEM on a model
@@ -59,10 +60,15 @@ class PlanningEvalConfig:
     # 80% (docs/results.md, 2026-12-05). A final-state cost lets a plan wander and come back,
     # so its first action says little about where to go (20% at H=10). ``cost="min"`` reaches
     # 100% there at H=8; on learned TwoRoom models 90-92% against the sum's 88-90%, not
-    # separated (2026-12-05 later and third), at 1.5-2x the planning time.
+    # separated (2026-12-05 later and third), at 1.5-2x the planning time. The 98% TwoRoom
+    # model plans with it at H=10 (2026-12-05 fourth): 2.8 s per step on 2 CPU cores.
     cem: CEMConfig = field(
         default_factory=lambda: CEMConfig(num_candidates=300, iterations=10, cost="sum")
     )
+    # Replay each plan of the model-based planners in the real environment and report the
+    # plans whose real cost was far above the model's promise (vjepa2.planning.audit): ~1% of
+    # the planning time, and it tells a model error that CEM exploits from a planner failure.
+    audit_plans: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.agents) - set(AGENTS)
@@ -80,7 +86,7 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
 
         model, _ = load_world_model(checkpoint)
         if name == "cem":
-            return PlannerAgent(model, cfg.cem, execute=cfg.execute)
+            return PlannerAgent(model, cfg.cem, execute=cfg.execute, audit_env=_audit_env(cfg))
         from vjepa2.planning.true_dynamics import TrueDynamicsAgent
 
         return TrueDynamicsAgent(model, cfg.cem, make_env(cfg.env), execute=cfg.execute)
@@ -99,12 +105,18 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
             )
         # The same CEM settings as "cem": only the model it plans on differs.
         model = load_pixel_wm(cfg.pixel_wm_checkpoint)
-        return PlannerAgent(model, cfg.cem, execute=cfg.execute, name="pixel_wm")
+        return PlannerAgent(
+            model, cfg.cem, execute=cfg.execute, name="pixel_wm", audit_env=_audit_env(cfg)
+        )
     if name == "random":
         return RandomAgent(action_dim, cfg.cem.low, cfg.cem.high, seed=cfg.seed)
     if name == "do_nothing":
         return DoNothingAgent(action_dim)
     return OracleAgent()
+
+
+def _audit_env(cfg: PlanningEvalConfig):
+    return make_env(cfg.env) if cfg.audit_plans else None
 
 
 def train_missing_baselines(
@@ -184,6 +196,7 @@ def summarize(outcomes: list[EpisodeOutcome]) -> list[dict]:
         steps = [o.steps_to_success for o in mine if o.success]
         plans = [s for o in mine for s in o.plan_seconds]
         executed = sum(o.steps for o in mine)
+        audit = audit_summary([o.plan_audits for o in mine], [o.success for o in mine])
         rows.append(
             {
                 "agent": name,
@@ -194,6 +207,7 @@ def summarize(outcomes: list[EpisodeOutcome]) -> list[dict]:
                 "mean_steps_to_success": float(np.mean(steps)) if steps else None,
                 "plan_s_per_step": sum(plans) / executed if executed else 0.0,
                 "plan_s_median": float(np.median(plans)) if plans else 0.0,
+                "audit": audit,
             }
         )
     return rows
@@ -201,13 +215,22 @@ def summarize(outcomes: list[EpisodeOutcome]) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| agent | success | 95% CI | steps to success | planning s / step |",
-        "|---|---|---|---|---|",
+        "| agent | success | 95% CI | steps to success | planning s / step "
+        "| plans over-promised (failures with one) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         steps = "-" if r["mean_steps_to_success"] is None else f"{r['mean_steps_to_success']:.1f}"
+        audit = r.get("audit")
+        promised = (
+            "-"
+            if not audit
+            else f"{audit['over_promised_share']:.0%} of {audit['plans_audited']} "
+            f"({audit['failed_with_over_promise']}/{audit['failed_episodes']})"
+        )
         lines.append(
             f"| {r['agent']} | {r['success_rate']:.0%} ({r['episodes']} ep) | "
-            f"{r['ci95_low']:.0%}-{r['ci95_high']:.0%} | {steps} | {r['plan_s_per_step']:.4f} |"
+            f"{r['ci95_low']:.0%}-{r['ci95_high']:.0%} | {steps} | {r['plan_s_per_step']:.4f} "
+            f"| {promised} |"
         )
     return "\n".join(lines)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from vjepa2.data.transforms import normalize_frames, resize_square
+from vjepa2.envs.registry import WorldEnv
+from vjepa2.planning.audit import PlanAudit, PlanAuditor
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, shift_plan
 from vjepa2.planning.episodes import PlanningEpisode
 from vjepa2.planning.flops import flops_per_step
@@ -45,7 +47,13 @@ def planning_dims(model: PlanningModel) -> tuple[int, int]:
 
 
 class PlannerAgent:
-    """Encode frame and goal, plan H steps with CEM, execute the first ``execute`` actions."""
+    """Encode frame and goal, plan H steps with CEM, execute the first ``execute`` actions.
+
+    With ``audit_env`` (a private copy of the episode's environment), each plan is also
+    replayed from the true snapshot that ``run_episode`` hands over (``observe_state``) and
+    scored as the planner scored it: ``audits`` then holds one ``PlanAudit`` per plan of the
+    current episode. The plan itself never sees the snapshot, only the frame.
+    """
 
     def __init__(
         self,
@@ -56,6 +64,7 @@ class PlannerAgent:
         warm_start: bool = True,
         device: str | torch.device = "cpu",
         name: str = "cem",
+        audit_env: WorldEnv | None = None,
     ) -> None:
         self.name = name
         self.model = model.eval().to(device)
@@ -64,6 +73,13 @@ class PlannerAgent:
         self.planner = CEMPlanner(model.step, action_dim, cfg)
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
+        self.auditor = (
+            None
+            if audit_env is None
+            else PlanAuditor(audit_env, self.encode_frames, action_dim, cfg)
+        )
+        self.audits: list[PlanAudit] = []
+        self._audit_snapshot: np.ndarray | None = None
         self._goal: torch.Tensor | None = None
         self._mean: torch.Tensor | None = None
         self._gen = torch.Generator(device=self.device)
@@ -91,6 +107,12 @@ class PlannerAgent:
         self._goal = self.encode(episode.goal_frame)
         self._mean = None
         self._gen.manual_seed(self.planner.cfg.seed * 1_000_003 + episode.seed)
+        self.audits = []
+
+    def observe_state(self, snapshot: np.ndarray) -> None:
+        """The true snapshot before the next ``act``: used only to audit that plan."""
+        if self.auditor is not None:
+            self._audit_snapshot = np.asarray(snapshot, np.float64).copy()
 
     @torch.no_grad()
     def act(self, frame: np.ndarray) -> np.ndarray:
@@ -101,6 +123,13 @@ class PlannerAgent:
         result = self.planner.plan(state, self._goal, init_mean=init, generator=self._gen)
         self._mean = shift_plan(result.mean, self.execute)
         self.plan_seconds.append(time.perf_counter() - t0)
+        if self.auditor is not None and self._audit_snapshot is not None:
+            snapshot, self._audit_snapshot = self._audit_snapshot, None
+            self.audits.append(
+                self.auditor.audit(
+                    snapshot, state, self._goal, result.actions[0], float(result.cost[0])
+                )
+            )
         return result.actions[0, : self.execute].cpu().numpy()
 
 

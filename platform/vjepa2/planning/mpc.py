@@ -9,6 +9,7 @@ import numpy as np
 
 from vjepa2.envs.registry import WorldEnv
 from vjepa2.planning.agents import Agent
+from vjepa2.planning.audit import PlanAudit
 from vjepa2.planning.episodes import PlanningEpisode
 
 
@@ -22,6 +23,7 @@ class EpisodeOutcome:
     plan_seconds: list[float] = field(default_factory=list)  # per act() call
     frames: list[np.ndarray] = field(default_factory=list)  # when recorded
     goal_frame: np.ndarray | None = None  # when recorded
+    plan_audits: list[PlanAudit] = field(default_factory=list)  # agents that audit their plans
 
 
 def run_episode(
@@ -41,7 +43,9 @@ def run_episode(
     seconds: list[float] = []
     steps = 0
     while steps < budget:
-        if hasattr(agent, "observe_state"):  # privileged agents (true-dynamics CEM)
+        # The true state, for the agents that plan with it (true-dynamics CEM) or audit their
+        # plans against it (the planners, when asked to).
+        if hasattr(agent, "observe_state"):
             agent.observe_state(env.get_state())
         t0 = time.perf_counter()
         actions = np.asarray(agent.act(frame), np.float32).reshape(-1, action_dim)
@@ -53,9 +57,23 @@ def run_episode(
                 frames.append(frame)
             if env.is_success(info, episode.goal_info):
                 return EpisodeOutcome(
-                    episode.seed, agent.name, True, steps, steps, seconds, frames, goal
+                    episode.seed,
+                    agent.name,
+                    True,
+                    steps,
+                    steps,
+                    seconds,
+                    frames,
+                    goal,
+                    _audits(agent),
                 )
             if terminated or truncated:
                 budget = steps  # the episode is over
                 break
-    return EpisodeOutcome(episode.seed, agent.name, False, None, steps, seconds, frames, goal)
+    return EpisodeOutcome(
+        episode.seed, agent.name, False, None, steps, seconds, frames, goal, _audits(agent)
+    )
+
+
+def _audits(agent: Agent) -> list[PlanAudit]:
+    return list(getattr(agent, "audits", []))
