@@ -37,7 +37,7 @@ from vjepa2.eval.planning import (
     summarize,
     train_missing_baselines,
 )
-from vjepa2.eval.plots import cosine_vs_horizon, plan_strip, success_bars
+from vjepa2.eval.plots import cosine_vs_horizon, plan_audit_scatter, plan_strip, success_bars
 from vjepa2.eval.report import log_evaluation, rollout_table
 from vjepa2.planning import EpisodeOutcome
 
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
             )
     if "rollout_cosine" in results:
         figures.append(cosine_vs_horizon(results["rollout_cosine"], out / "cosine.png"))
+    audit_figure = plan_audit_scatter(outcomes, out / "plan_audit.png")
+    if audit_figure is not None:
+        figures.append(audit_figure)
     results["seconds"] = time.perf_counter() - t0
     table = markdown_table(rows)
     if "rollout_cosine" in results:

@@ -36,6 +36,7 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     audit = rows["cem"]["audit"]
     assert audit["plans_audited"] >= 3 and 0.0 <= audit["over_promised_share"] <= 1.0
     assert rows["oracle"]["audit"] is None
+    assert (out / "plan_audit.png").stat().st_size > 0
     assert (out / "success.png").stat().st_size > 0
     assert len(list(out.glob("plan_cem_*.png"))) == 1
 
@@ -44,7 +45,11 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.metrics["oracle/success_rate"] == rows["oracle"]["success_rate"]
     assert run.data.metrics["cem/over_promised_share"] == audit["over_promised_share"]
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"results.md", "success.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "results.md",
+        "success.png",
+        "plan_audit.png",
+    }
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,41 @@ def ablation_curves(rows: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plan_audit_scatter(outcomes: list, path: str | Path) -> Path | None:
+    """Each audited plan: the model's cost against the replayed one, both as a share of the
+    cost of standing still, one panel per planning agent, red where the episode failed.
+    Points above the line over-promised. None when no plan was audited."""
+    from vjepa2.planning.audit import STILL_SHARE
+
+    agents = list(dict.fromkeys(o.agent for o in outcomes if o.plan_audits))
+    if not agents:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(agents), figsize=(4.2 * len(agents), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], agents, strict=True):
+        for ok, color, label in (
+            (True, "#4c72b0", "episode succeeded"),
+            (False, "#c44e52", "episode failed"),
+        ):
+            plans = [
+                a for o in outcomes if o.agent == name and o.success == ok for a in o.plan_audits
+            ]
+            if plans:
+                still = np.array([max(a.still, 1e-12) for a in plans])
+                x = np.array([a.predicted for a in plans]) / still
+                y = np.array([a.replayed for a in plans]) / still
+                ax.scatter(x, y, s=10, alpha=0.6, color=color, label=f"{label} ({len(plans)})")
+        line = np.logspace(-4, 1, 50)
+        ax.plot(line, 2 * line + STILL_SHARE, "k--", lw=1, label="over-promised above")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("predicted cost / standing still")
+        ax.set_ylabel("replayed cost / standing still")
+        ax.set_title(f"{name}: plans replayed in the environment", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
