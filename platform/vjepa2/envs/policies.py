@@ -102,12 +102,12 @@ class DoorSeekingPolicy:
         if self._waypoints and (
             np.linalg.norm(self._waypoints[0] - pos) < self.tol or self._waited >= self._limit
         ):
-            if self._waited < self._limit and self._exploring:  # reached a door edge
-                self._explore_left = self.edge_explore
             if self._waited >= self._limit:
                 self._waypoints = []
             else:
                 self._waypoints.pop(0)
+                if self._exploring:  # reached a door edge
+                    self._explore_left = self.edge_explore
             self._waited, self._exploring = 0, False
         if self._explore_left > 0:
             self._explore_left -= 1

@@ -114,7 +114,7 @@ def plan_audit_scatter(outcomes: list, path: str | Path) -> Path | None:
     """Each audited plan: the model's cost against the replayed one, both as a share of the
     cost of standing still, one panel per planning agent, red where the episode failed.
     Points above the line over-promised. None when no plan was audited."""
-    from vjepa2.planning.audit import STILL_SHARE
+    from vjepa2.planning.audit import over_promise_threshold
 
     agents = list(dict.fromkeys(o.agent for o in outcomes if o.plan_audits))
     if not agents:
@@ -135,7 +135,7 @@ def plan_audit_scatter(outcomes: list, path: str | Path) -> Path | None:
                 y = np.array([a.replayed for a in plans]) / still
                 ax.scatter(x, y, s=10, alpha=0.6, color=color, label=f"{label} ({len(plans)})")
         line = np.logspace(-4, 1, 50)
-        ax.plot(line, 2 * line + STILL_SHARE, "k--", lw=1, label="over-promised above")
+        ax.plot(line, over_promise_threshold(line, 1.0), "k--", lw=1, label="over-promised above")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("predicted cost / standing still")

@@ -26,7 +26,13 @@ from vjepa2.planning.cem import CEMConfig, combine_costs, energy, scored_steps
 # A plan over-promised when its replayed cost exceeds twice the model's, plus this share of
 # the cost of standing still (so that near the goal, where both costs are tiny, noise in the
 # encoder alone does not count).
+PROMISE_FACTOR = 2.0
 STILL_SHARE = 0.05
+
+
+def over_promise_threshold(predicted, still):
+    """The replayed cost above which a plan over-promised (floats or arrays)."""
+    return PROMISE_FACTOR * predicted + STILL_SHARE * still
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class PlanAudit:
 
     @property
     def over_promised(self) -> bool:
-        return self.replayed > 2.0 * self.predicted + STILL_SHARE * self.still
+        return self.replayed > over_promise_threshold(self.predicted, self.still)
 
     def as_list(self) -> list[float]:
         return [self.predicted, self.replayed, self.still]

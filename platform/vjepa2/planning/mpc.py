@@ -41,8 +41,8 @@ def run_episode(
     frames = [frame] if record_frames else []
     goal = episode.goal_frame if record_frames else None
     seconds: list[float] = []
-    steps = 0
-    while steps < budget:
+    steps, succeeded_at = 0, None
+    while steps < budget and succeeded_at is None:
         # The true state, for the agents that plan with it (true-dynamics CEM) or audit their
         # plans against it (the planners, when asked to).
         if hasattr(agent, "observe_state"):
@@ -56,24 +56,19 @@ def run_episode(
             if record_frames:
                 frames.append(frame)
             if env.is_success(info, episode.goal_info):
-                return EpisodeOutcome(
-                    episode.seed,
-                    agent.name,
-                    True,
-                    steps,
-                    steps,
-                    seconds,
-                    frames,
-                    goal,
-                    _audits(agent),
-                )
+                succeeded_at = steps
+                break
             if terminated or truncated:
                 budget = steps  # the episode is over
                 break
     return EpisodeOutcome(
-        episode.seed, agent.name, False, None, steps, seconds, frames, goal, _audits(agent)
+        seed=episode.seed,
+        agent=agent.name,
+        success=succeeded_at is not None,
+        steps_to_success=succeeded_at,
+        steps=steps,
+        plan_seconds=seconds,
+        frames=frames,
+        goal_frame=goal,
+        plan_audits=list(getattr(agent, "audits", [])),
     )
-
-
-def _audits(agent: Agent) -> list[PlanAudit]:
-    return list(getattr(agent, "audits", []))
