@@ -1,26 +1,35 @@
-"""What a CEM setting reaches on TwoRoom's protocol with a perfect model and a perfect energy.
+"""What a CEM setting reaches on the protocol with a perfect model and a perfect energy.
 
     .venv/bin/python benchmarks/cem_ceiling.py --out runs/bench/cem_ceiling.json
+    .venv/bin/python benchmarks/cem_ceiling.py --env pusht --setting 300,5,5,sum \
+        --out runs/bench/cem_ceiling_pusht.json
 
-Every candidate is replayed exactly in the environment (``TwoRoom.replay_positions``) and
-scored by the squared distance of the agent's true position to the goal's: the planner's own
-ceiling, with nothing learned in the loop. A learned world model under the same settings can
-only approach it, so a setting that fails here fails there too. Each ``--setting`` is
-``K,I,H,cost`` (candidates, iterations, horizon in plan steps of ``--frameskip`` env steps,
-``final``, ``sum`` or ``min``); the protocol is ``jobs.evaluate``'s (seeds from 1,000,000, goal 25
-policy steps ahead, budget 50, success at any step). Prints a table, writes JSON.
+Every candidate is replayed exactly in the environment (``TwoRoom.replay_positions``,
+``PushT.replay_poses``) and scored by a distance of its true state to the goal's: on TwoRoom the
+squared distance of the agent's position; on PushT the squared distances of the agent's and the
+block's positions plus the block's angle error in pixels, at the success criterion's exchange
+rate (20 px for 20 degrees). That is the planner's own ceiling, with nothing learned in the loop.
+A learned world model under the same settings can only approach it, so a setting that fails here
+fails there too. Each ``--setting`` is ``K,I,H,cost`` (candidates, iterations, horizon in plan
+steps of ``--frameskip`` env steps, ``final``, ``sum`` or ``min``); the protocol is
+``jobs.evaluate``'s (seeds from 1,000,000, goal 25 policy steps ahead, budget 50, success at any
+step). Prints a table, writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
 import torch
 from bench_output import print_table, write_json
 from torch import Tensor
+from tqdm import tqdm
 
+from vjepa2.envs import make_env
+from vjepa2.envs.pusht import PushT
 from vjepa2.envs.tworoom import TwoRoom
 from vjepa2.eval.planning import PlanningEvalConfig
 from vjepa2.planning import CEMConfig, make_episode, run_episode, wilson_interval
@@ -32,10 +41,33 @@ DEFAULT_SETTINGS = ["300,5,5,final", "300,10,5,final", "300,5,10,final", "300,10
                     "300,10,8,min", "300,10,10,min"]  # fmt: skip
 
 
-class TruePositionCEM(CEMPlanner):
-    """States are env snapshots [1, 6], goals true positions [1, 2]."""
+def true_state(sim: TwoRoom | PushT, snapshot: np.ndarray) -> np.ndarray:
+    """The part of a snapshot the energy compares: TwoRoom's position, PushT's pose."""
+    return np.asarray(snapshot, np.float64)[: 2 if isinstance(sim, TwoRoom) else 5]
 
-    def __init__(self, sim: TwoRoom, frameskip: int, cfg: CEMConfig) -> None:
+
+def replay_true_states(
+    sim: TwoRoom | PushT, snapshot: np.ndarray, actions: np.ndarray, keep: list[int]
+) -> np.ndarray:
+    if isinstance(sim, TwoRoom):
+        return sim.replay_positions(snapshot, actions, keep)
+    return sim.replay_poses(snapshot, actions, keep)
+
+
+def true_distance(sim: TwoRoom | PushT, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """Squared distance [...] of true states [..., D] to a goal [D]."""
+    d = states - goal
+    if isinstance(sim, TwoRoom):
+        return (d**2).sum(-1)
+    turn = (d[..., 4] + math.pi) % (2 * math.pi) - math.pi
+    px_per_radian = sim.config.success_pos_px / sim.config.success_angle
+    return (d[..., :4] ** 2).sum(-1) + (px_per_radian * turn) ** 2
+
+
+class TrueStateCEM(CEMPlanner):
+    """States are env snapshots [1, S], goals true states [1, D]."""
+
+    def __init__(self, sim: TwoRoom | PushT, frameskip: int, cfg: CEMConfig) -> None:
         super().__init__(self._no_model, 2 * frameskip, cfg)
         self.sim, self.frameskip = sim, frameskip
 
@@ -51,23 +83,24 @@ class TruePositionCEM(CEMPlanner):
         keep = scored_steps(h, self.cfg.cost)
         acts = actions[0].double().numpy().reshape(k, h * self.frameskip, 2)
         env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
-        pos = self.sim.replay_positions(state[0].numpy(), acts, env_keep)  # [K, len(keep), 2]
-        dist = torch.from_numpy(((pos - goal[0].numpy()) ** 2).sum(-1))  # [K, len(keep)]
+        states = replay_true_states(self.sim, state[0].numpy(), acts, env_keep)  # [K, n, D]
+        dist = torch.from_numpy(true_distance(self.sim, states, goal[0].numpy()))  # [K, n]
         return combine_costs(dist, self.cfg.cost)[None].float()
 
 
-class TruePositionAgent:
-    """The ``cem`` agent's MPC (warm start, seeded per episode) on ``TruePositionCEM``."""
+class TrueStateAgent:
+    """The ``cem`` agent's MPC (warm start, seeded per episode) on ``TrueStateCEM``."""
 
-    name = "cem_true_position"
+    name = "cem_true_state"
 
-    def __init__(self, cfg: CEMConfig, frameskip: int) -> None:
-        self.planner = TruePositionCEM(TwoRoom(), frameskip, cfg)
+    def __init__(self, sim: TwoRoom | PushT, cfg: CEMConfig, frameskip: int) -> None:
+        self.planner = TrueStateCEM(sim, frameskip, cfg)
         self._gen = torch.Generator()
-        self._snapshot = np.zeros(6)
+        self._snapshot = np.zeros(0)
 
     def reset(self, episode: PlanningEpisode) -> None:
-        self._goal = torch.from_numpy(np.asarray(episode.goal_state[:2], np.float64))[None]
+        goal = true_state(self.planner.sim, episode.goal_state)
+        self._goal = torch.from_numpy(goal)[None]
         self._mean: Tensor | None = None
         self._gen.manual_seed(self.planner.cfg.seed * 1_000_003 + episode.seed)
 
@@ -91,6 +124,7 @@ def parse_setting(text: str) -> CEMConfig:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", choices=["tworoom", "pusht"], default="tworoom")
     p.add_argument("--setting", action="append", help="K,I,H,cost (repeatable)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--frameskip", type=int, default=5)
@@ -99,23 +133,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.episodes < 1 or args.frameskip < 1:
         p.error("--episodes and --frameskip must be >= 1")
     settings = [(s, parse_setting(s)) for s in (args.setting or DEFAULT_SETTINGS)]
-    protocol = PlanningEvalConfig()
-    env = TwoRoom()
+    protocol = PlanningEvalConfig(env=args.env)
+    env, sim = make_env(args.env), make_env(args.env)  # sim: the planner's private copy
     episodes = [
         make_episode(env, protocol.seed + i, goal_offset=protocol.goal_offset)
         for i in range(args.episodes)
     ]
     rows = []
     for text, cfg in settings:
-        agent, t0 = TruePositionAgent(cfg, args.frameskip), time.perf_counter()
-        wins = [run_episode(env, agent, ep, budget=protocol.budget).success for ep in episodes]
+        agent, t0 = TrueStateAgent(sim, cfg, args.frameskip), time.perf_counter()
+        wins = []
+        for ep in tqdm(episodes, desc=text, unit="episode", leave=False):
+            wins.append(run_episode(env, agent, ep, budget=protocol.budget).success)
         lo, hi = wilson_interval(sum(wins), len(wins))
         rows.append(
             {"setting": text, "success_rate": float(np.mean(wins)), "ci95": [lo, hi],
              "failed_seeds": [ep.seed for ep, w in zip(episodes, wins, strict=True) if not w],
              "seconds": time.perf_counter() - t0}
         )  # fmt: skip
-    print(f"{args.episodes} protocol episodes, frameskip {args.frameskip}, true-position energy")
+    energy = "true position" if args.env == "tworoom" else "true pose"
+    print(f"{args.env}: {args.episodes} protocol episodes, frameskip {args.frameskip}, {energy}")
     print_table(
         ["K, I, H, cost", "success", "95% CI", "failed episodes (seed - 1e6)", "seconds"],
         [

@@ -261,6 +261,42 @@ def test_pusht_snapshot_restore_replays_bit_for_bit(pusht):
     assert checks == 36 and contacts >= 6  # the replays covered real pushing
 
 
+@pytest.mark.parametrize("limit", [None, 14])
+def test_pusht_replay_poses_match_stepping_bit_for_bit(limit):
+    """The planner's ceiling replays thousands of candidates without drawing: the poses must be
+    those ``step`` reaches, pushes and truncation included, and the env is left as it was."""
+    env = PushT(PushTConfig(render_size=32, max_episode_steps=limit))
+    policy = make_policy("block_pushing", env)
+    policy.reset(env, np.random.default_rng(0))
+    frame, info = env.reset(seed=3)
+    for _ in range(10):
+        frame, _, _, _, info = env.step(policy(frame, info))
+    snap = env.get_state()
+    rng = np.random.default_rng(1)
+    actions, expected, contacts = [], [], 0
+    for k in range(4):
+        env.set_state(snap)
+        frame, info, over, seq, poses = env.render(), env._info(), False, [], []
+        for _ in range(8):
+            a = policy(frame, info) if k < 2 else rng.uniform(-1, 1, 2)  # pushes, then random
+            if not over:
+                frame, _, _, over, info = env.step(a)
+                contacts += info["n_contacts"] > 0
+            seq.append(a)
+            poses.append(env.get_state()[:5])
+        actions.append(seq)
+        expected.append(poses)
+    keep = [0, 3, 7]
+    got = env.replay_poses(snap, np.asarray(actions), keep)
+    assert np.array_equal(got, np.asarray(expected)[:, keep])
+    assert np.array_equal(env.get_state(), snap)
+    assert contacts > 0 and np.ptp(got[:, -1, 2:4], axis=0).max() > 5.0  # the block was pushed
+    with pytest.raises(ValueError, match="finite actions"):
+        env.replay_poses(snap, np.asarray(actions)[0], keep)
+    with pytest.raises(ValueError, match="must index"):
+        env.replay_poses(snap, np.asarray(actions), [8])
+
+
 def test_pusht_success_criterion_with_angle_wrap(pusht):
     goal = np.array([100.0, 100.0, 200.0, 200.0, 0.1])
     near = np.array([100.0, 100.0, 200.0, 200.0, 2 * math.pi - 0.1])  # 0.2 rad away, wrapped

@@ -120,11 +120,7 @@ class PushT(gym.Env):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"PushT action must be finite, got {a}")
         cfg = self.config
-        target = np.array(self._env.agent.position) + cfg.action_scale * np.clip(a, -1.0, 1.0)
-        target = np.clip(target, *cfg.workspace)
-        if cfg.canonical_physics:
-            _restore(self._env, _snapshot(self._env))
-        _, reward, _, _, raw_info = self._env.step(target)
+        _, reward, _, _, raw_info = self._env.step(self._pd_target(a))
         self._frame = self._render()
         self._t += 1
         self._last = {"coverage": raw_info["coverage"], "n_contacts": raw_info["n_contacts"]}
@@ -161,6 +157,42 @@ class PushT(gym.Env):
         self._t = int(s[-1])
         self._frame = self._render()
 
+    def replay_poses(self, state: np.ndarray, actions: np.ndarray, keep: list[int]) -> np.ndarray:
+        """Poses ``[K, len(keep), 5]`` (as ``state_vector``): each of K action sequences
+        ``[K, T, 2]`` replayed from the snapshot ``state``, the pose after each step in ``keep``
+        kept. The same physics as ``step`` without drawing frames or measuring coverage (about a
+        fifth of a step's time); the env is left at ``state``."""
+        from pymunk import Vec2d
+
+        acts = np.asarray(actions, np.float64)
+        if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
+            raise ValueError(f"PushT replay takes finite actions [K, T, 2], got {acts.shape}")
+        if not all(0 <= i < acts.shape[1] for i in keep):
+            raise ValueError(f"keep {keep} must index the {acts.shape[1]} steps")
+        self.set_state(state)
+        start, limit = self.get_state(), self.config.max_episode_steps
+        # A truncated replay stays where it stopped (the first step always runs), as in step.
+        steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - self._t))
+        env, out = self._env, np.empty((len(acts), len(keep), 5))
+        substeps, still = int(1 / (env.dt * env.control_hz)), Vec2d(0, 0)
+        for k, seq in enumerate(acts):
+            _restore(env, start[:-1])
+            for i, a in enumerate(seq):
+                if i < steps:
+                    target = self._pd_target(a)
+                    # gym-pusht's step without its coverage and observation: its PD loop,
+                    # written as it writes it so the floating point agrees bit for bit.
+                    for _ in range(substeps):
+                        accel = env.k_p * (target - env.agent.position) + env.k_v * (
+                            still - env.agent.velocity
+                        )
+                        env.agent.velocity += accel * env.dt
+                        env.space.step(env.dt)
+                if i in keep:
+                    out[k, keep.index(i)] = _snapshot(env)[:5]
+        self.set_state(start)
+        return out
+
     def state_vector(self, info: dict[str, Any]) -> np.ndarray:
         return _pose(info).astype(np.float32)
 
@@ -178,6 +210,15 @@ class PushT(gym.Env):
         return bool(near and abs(d_angle) < cfg.success_angle)
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _pd_target(self, a: np.ndarray) -> np.ndarray:
+        """The PD target for action ``a``; with ``canonical_physics`` the space is rebuilt from
+        its own snapshot first, so what follows is a pure function of (snapshot, action)."""
+        cfg = self.config
+        target = np.array(self._env.agent.position) + cfg.action_scale * np.clip(a, -1.0, 1.0)
+        if cfg.canonical_physics:
+            _restore(self._env, _snapshot(self._env))
+        return np.clip(target, *cfg.workspace)
 
     def _place(self, pose: np.ndarray) -> None:
         """Bodies at rest at ``[agent_x, agent_y, block_x, block_y, block_angle]``, no physics
