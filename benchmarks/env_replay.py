@@ -1,12 +1,15 @@
-"""TwoRoom candidate replays: all K at once (``replay_frames``) against one env step at a time.
+"""Candidate replays (``replay_frames``) against one env step at a time.
 
     .venv/bin/python benchmarks/env_replay.py --out runs/bench/env_replay.json
+    .venv/bin/python benchmarks/env_replay.py --env pusht --candidates 60 \
+        --out runs/bench/env_replay_pusht.json
 
 ``cem_true_dynamics`` replays every CEM candidate in the environment: per plan that is
 K x I candidates of H x frameskip steps each. This times one batch of ``--candidates``
 sequences of ``--steps`` random actions from a protocol episode's start, keeping the last
-frame, both ways: the batched replay (median of ``--repeats`` runs) and the per-candidate
-loop of ``env.step`` (one run), checks that they give the same frames, and prints the ratio.
+frame, both ways: the env's own replay (median of ``--repeats`` runs; TwoRoom moves all K at
+once, PushT draws only the kept frames) and the per-candidate loop of ``env.step``, which
+draws every frame (one run), checks that they give the same frames, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def sequential_replay(env, state: np.ndarray, actions: np.ndarray) -> np.ndarray
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", choices=["tworoom", "pusht"], default="tworoom")
     p.add_argument("--candidates", type=int, default=300)
     p.add_argument("--steps", type=int, default=25, help="H x frameskip (5 x 5 in the presets)")
     p.add_argument("--repeats", type=int, default=5)
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     if min(args.candidates, args.steps, args.repeats) < 1:
         p.error("--candidates, --steps and --repeats must be >= 1")
 
-    env = make_env("tworoom")
+    env = make_env(args.env)
     env.reset(seed=args.seed)
     state = env.get_state()
     actions = np.random.default_rng(args.seed).uniform(-1, 1, (args.candidates, args.steps, 2))
@@ -58,8 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
     expected = sequential_replay(env, state, actions)
     loop = time.perf_counter() - t0
     if not np.array_equal(frames, expected):
-        raise SystemExit("batched and sequential replays differ: the batched dynamics are wrong")
+        raise SystemExit("the env's replay and stepping differ: its replay dynamics are wrong")
     row = {
+        "env": args.env,
         "candidates": args.candidates,
         "steps": args.steps,
         "batched_s": statistics.median(batched),
@@ -67,10 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": loop / statistics.median(batched),
         "identical_frames": True,
     }
-    print("| candidates x steps | batched (median) | one at a time | speed-up | same frames |")
-    print("|---|---|---|---|---|")
+    print("| env | candidates x steps | replay (median) | one at a time | speed-up | same frames |")
+    print("|---|---|---|---|---|---|")
     print(
-        f"| {args.candidates} x {args.steps} | {row['batched_s'] * 1e3:.1f} ms | "
+        f"| {args.env} | {args.candidates} x {args.steps} | {row['batched_s'] * 1e3:.1f} ms | "
         f"{loop * 1e3:.0f} ms | {row['speedup']:.0f}x | yes |"
     )
     out = Path(args.out)

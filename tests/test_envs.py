@@ -154,15 +154,31 @@ def test_tworoom_batched_replay_matches_sequential_steps_bit_for_bit(limit):
         env.replay_frames(snap, actions, [12])
 
 
-def test_replay_frames_loops_over_envs_without_a_batched_replay(pusht):
+def test_pusht_replay_frames_match_stepping(pusht):
+    """PushT draws only the kept frames; they must be the frames stepping draws."""
     pusht.reset(seed=0)
     snap = pusht.get_state()
     actions = np.random.default_rng(3).uniform(-1, 1, (3, 4, 2))
     got = replay_frames(pusht, snap, actions, [1, 3])
+    assert got.shape == (3, 2, 96, 96, 3) and got.dtype == np.uint8
+    assert np.array_equal(pusht.get_state(), snap)  # left where it was
     for seq, frames in zip(actions, got, strict=True):
         pusht.set_state(snap)
         steps = [pusht.step(a)[0] for a in seq]
         assert np.array_equal(frames, np.stack([steps[1], steps[3]]))
+
+
+def test_replay_frames_loops_over_envs_without_a_batched_replay():
+    env = make_env("gym:MountainCarContinuous-v0")
+    env.reset(seed=0)
+    snap = env.get_state()
+    actions = np.random.default_rng(3).uniform(-1, 1, (2, 4, 1))
+    got = replay_frames(env, snap, actions, [1, 3])
+    for seq, frames in zip(actions, got, strict=True):
+        env.set_state(snap)
+        steps = [env.step(a)[0] for a in seq]
+        assert np.array_equal(frames, np.stack([steps[1], steps[3]]))
+    assert not np.array_equal(got[0], got[1])  # the two candidates went different ways
 
 
 def test_tworoom_render_shape_dtype_and_content():

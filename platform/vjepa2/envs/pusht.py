@@ -160,8 +160,18 @@ class PushT(gym.Env):
     def replay_poses(self, state: np.ndarray, actions: np.ndarray, keep: list[int]) -> np.ndarray:
         """Poses ``[K, len(keep), 5]`` (as ``state_vector``): each of K action sequences
         ``[K, T, 2]`` replayed from the snapshot ``state``, the pose after each step in ``keep``
-        kept. The same physics as ``step`` without drawing frames or measuring coverage (about a
-        fifth of a step's time); the env is left at ``state``."""
+        kept. The same physics as ``step`` without drawing or measuring coverage (about a fifth
+        of a step's time); the env is left at ``state``."""
+        return self._replay(state, actions, keep, lambda: _snapshot(self._env)[:5])
+
+    def replay_frames(self, state: np.ndarray, actions: np.ndarray, keep: list[int]) -> np.ndarray:
+        """``vjepa2.envs.replay_frames`` for PushT: frames ``[K, len(keep), H, W, 3]``, drawn
+        only at the kept steps (drawing is most of a step's time)."""
+        return self._replay(state, actions, keep, self._render).astype(np.uint8)
+
+    def _replay(
+        self, state: np.ndarray, actions: np.ndarray, keep: list[int], record: Any
+    ) -> np.ndarray:
         from pymunk import Vec2d
 
         acts = np.asarray(actions, np.float64)
@@ -173,10 +183,11 @@ class PushT(gym.Env):
         start, limit = self.get_state(), self.config.max_episode_steps
         # A truncated replay stays where it stopped (the first step always runs), as in step.
         steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - self._t))
-        env, out = self._env, np.empty((len(acts), len(keep), 5))
+        env, out = self._env, []
         substeps, still = int(1 / (env.dt * env.control_hz)), Vec2d(0, 0)
-        for k, seq in enumerate(acts):
+        for seq in acts:
             _restore(env, start[:-1])
+            kept = []
             for i, a in enumerate(seq):
                 if i < steps:
                     target = self._pd_target(a)
@@ -189,9 +200,10 @@ class PushT(gym.Env):
                         env.agent.velocity += accel * env.dt
                         env.space.step(env.dt)
                 if i in keep:
-                    out[k, keep.index(i)] = _snapshot(env)[:5]
+                    kept.append(record())
+            out.append(kept)
         self.set_state(start)
-        return out
+        return np.asarray(out)
 
     def state_vector(self, info: dict[str, Any]) -> np.ndarray:
         return _pose(info).astype(np.float32)

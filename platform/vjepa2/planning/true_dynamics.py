@@ -10,8 +10,9 @@ encoder. The gap between the two is what the dynamics model loses.
 
 It needs the true state, so the agent is privileged: ``run_episode`` hands it
 ``env.get_state()`` before each ``act`` (``observe_state``). TwoRoom replays all K candidates
-at once (``replay_frames``); other environments replay them one by one (``K x I x H x
-frameskip`` env steps per plan), so it is slower than ``cem`` and opt-in.
+at once and PushT draws only the frames the cost reads (``replay_frames``); other environments
+step them one by one (``K x I x H x frameskip`` env steps per plan), so it is slower than
+``cem`` and opt-in.
 """
 
 from __future__ import annotations
