@@ -19,7 +19,6 @@ step). Prints a table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -29,7 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from vjepa2.envs import make_env
-from vjepa2.envs.pusht import PushT
+from vjepa2.envs.pusht import PushT, pose_error
 from vjepa2.envs.tworoom import TwoRoom
 from vjepa2.eval.planning import PlanningEvalConfig
 from vjepa2.planning import CEMConfig, make_episode, run_episode, wilson_interval
@@ -56,12 +55,9 @@ def replay_true_states(
 
 def true_distance(sim: TwoRoom | PushT, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Squared distance [...] of true states [..., D] to a goal [D]."""
-    d = states - goal
     if isinstance(sim, TwoRoom):
-        return (d**2).sum(-1)
-    turn = (d[..., 4] + math.pi) % (2 * math.pi) - math.pi
-    px_per_radian = sim.config.success_pos_px / sim.config.success_angle
-    return (d[..., :4] ** 2).sum(-1) + (px_per_radian * turn) ** 2
+        return ((states - goal) ** 2).sum(-1)
+    return pose_error(states, goal, sim.config)
 
 
 class TrueStateCEM(CEMPlanner):

@@ -1,6 +1,8 @@
-"""Does an encoder's latent distance follow the agent? TwoRoom, rendered positions.
+"""Does an encoder's latent distance follow the state? TwoRoom positions, PushT poses.
 
     .venv/bin/python benchmarks/energy_landscape.py --checkpoint runs/demo/pretrain/final.pt
+    .venv/bin/python benchmarks/energy_landscape.py --env pusht --blur 0 \
+        --checkpoint runs/exp/pusht_vicreg/pretrain/final.pt --out runs/bench/energy_pusht.json
 
 CEM can only climb an energy that falls as the predicted state nears the goal. This renders
 the TwoRoom agent at ``--positions`` random places (one door), encodes every frame with the
@@ -9,7 +11,14 @@ Spearman rank correlation between the token-grid latent distance and the true di
 ``--pairs`` random pairs: over all pairs, over pairs in the same room (where the straight
 line is the path), and over pairs closer than 10 px. ``--blur`` repeats it with the frames
 Gaussian-blurred (sigma in px) before encoding, which spreads the agent over neighbouring
-patches; raw pixels are a reference row. Prints a table, writes JSON.
+patches; raw pixels are a reference row.
+
+``--env pusht`` renders random poses instead (agent and block apart, any angle). Its true
+distance is the success criterion's (agent and block position errors, the angle error at
+20 px per 20 degrees), its columns are all pairs, the closest fifth of them, and the block's
+pose alone (the agent is a 4 px disc at 64 px); a ridge probe then reports how much of each
+part of the pose the features hold linearly (held-out R^2; the angle as its cosine and sine).
+Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import numpy as np
 import torch
 
 from vjepa2.data.transforms import gaussian_blur, normalize_frames, resize_square
+from vjepa2.envs.pusht import PushT, PushTConfig, pose_error
 from vjepa2.envs.tworoom import TwoRoom, TwoRoomConfig
 from vjepa2.eval.plan_ranking import spearman
 from vjepa2.losses import normalize_targets
@@ -55,9 +65,53 @@ def correlations(dist: np.ndarray, true: np.ndarray, same_room: np.ndarray) -> d
     }
 
 
+def rendered_poses(n: int, img_size: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
+    """PushT at ``n`` random poses [n, 5] (agent at least 80 px from the block) and frames."""
+    env = PushT(PushTConfig(render_size=img_size))
+    rng = np.random.default_rng(seed)
+    poses, frames = [], []
+    while len(poses) < n:
+        pose = np.array([*rng.uniform(60, 450, 2), *rng.uniform(120, 390, 2), rng.uniform(0, 7)])
+        if np.linalg.norm(pose[:2] - pose[2:4]) < 80.0:
+            continue
+        poses.append(pose)
+        frames.append(env.reset(seed=seed, options={"pose": pose})[0])
+    return np.array(poses), normalize_frames(torch.from_numpy(np.stack(frames)))
+
+
+def pose_correlations(dist: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    cfg = PushTConfig()
+    true = np.sqrt(pose_error(a, b, cfg))
+    block = np.sqrt(pose_error(a * [0, 0, 1, 1, 1], b * [0, 0, 1, 1, 1], cfg))
+    near = true < np.quantile(true, 0.2)
+    return {
+        "all": spearman(dist, true),
+        "near": spearman(dist[near], true[near]),
+        "block": spearman(dist, block),
+    }
+
+
+def ridge_r2(feats: np.ndarray, poses: np.ndarray) -> dict[str, float]:
+    """Held-out R^2 (last quarter) of a ridge probe, its strength picked on the held-out part:
+    an upper estimate, to tell "there" from "absent"."""
+    y = np.column_stack([poses[:, :4], np.cos(poses[:, 4]), np.sin(poses[:, 4])])
+    cut = len(y) * 3 // 4
+    x = (feats - feats[:cut].mean(0)) / (feats[:cut].std(0) + 1e-6)
+    # The dual form: an n x n solve, whatever the feature width (pixels have 12288).
+    gram, cross = x[:cut] @ x[:cut].T, x[cut:] @ x[:cut].T
+    best = None
+    for lam in (1e1, 1e2, 1e3, 1e4):
+        alpha = np.linalg.solve(gram + lam * np.eye(cut), y[:cut] - y[:cut].mean(0))
+        r2 = 1 - ((cross @ alpha + y[:cut].mean(0) - y[cut:]) ** 2).mean(0) / y[cut:].var(0)
+        best = r2 if best is None or r2.mean() > best.mean() else best
+    return {"r2_agent": float(best[:2].mean()), "r2_block": float(best[2:4].mean()),
+            "r2_angle": float(best[4:].mean())}  # fmt: skip
+
+
 @torch.no_grad()
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", choices=["tworoom", "pusht"], default="tworoom")
     p.add_argument("--checkpoint", required=True, help="Phase-1 checkpoint (pretrain final.pt)")
     p.add_argument("--blur", type=float, nargs="+", default=[0.0, 4.0, 8.0, 16.0])
     p.add_argument("--positions", type=int, default=300)
@@ -69,11 +123,14 @@ def main() -> None:
     torch.manual_seed(args.seed)
     vjepa, cfg = load_pretrained(args.checkpoint)
     encoders = {"phase1": vjepa.target_encoder.eval(), "random": VideoViT(cfg.encoder).eval()}
-    pos, x = rendered_positions(args.positions, cfg.encoder.img_size, args.seed)
     rng = np.random.default_rng(args.seed + 1)
-    i, j = rng.integers(0, len(pos), (2, args.pairs))
-    true = np.linalg.norm(pos[i] - pos[j], axis=1)
-    same = (pos[i, 0] < ARENA.wall_x) == (pos[j, 0] < ARENA.wall_x)
+    i, j = rng.integers(0, args.positions, (2, args.pairs))
+    if args.env == "tworoom":
+        pos, x = rendered_positions(args.positions, cfg.encoder.img_size, args.seed)
+        true = np.linalg.norm(pos[i] - pos[j], axis=1)
+        same = (pos[i, 0] < ARENA.wall_x) == (pos[j, 0] < ARENA.wall_x)
+    else:
+        pos, x = rendered_poses(args.positions, cfg.encoder.img_size, args.seed)
 
     rows = []
     for sigma in args.blur:
@@ -82,18 +139,37 @@ def main() -> None:
         feats["pixels"] = xb.flatten(1)
         for name, f in feats.items():
             d = (f[i] - f[j]).pow(2).mean(1).numpy()
-            rows.append({"features": name, "blur_px": sigma, **correlations(d, true, same)})
+            if args.env == "tworoom":
+                stats = correlations(d, true, same)
+            else:
+                probe = ridge_r2(f.double().numpy(), pos)
+                stats = {**pose_correlations(d, pos[i], pos[j]), **probe}
+            rows.append({"features": name, "blur_px": sigma, **stats})
 
-    print("| features | blur (px) | all pairs | same room | < 10 px apart |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['features']} | {r['blur_px']:g} | {r['all']:.2f} | {r['same_room']:.2f} | "
-            f"{r['near']:.2f} |"
-        )
+    if args.env == "tworoom":
+        print("| features | blur (px) | all pairs | same room | < 10 px apart |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['features']} | {r['blur_px']:g} | {r['all']:.2f} | {r['same_room']:.2f} | "
+                f"{r['near']:.2f} |"
+            )
+    else:
+        print("Spearman of latent against pose distance; ridge-probe R^2 of the pose")
+        print("| features | blur (px) | all pairs | closest fifth | block pose only | "
+              "R^2 agent xy | R^2 block xy | R^2 angle |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['features']} | {r['blur_px']:g} | {r['all']:.2f} | {r['near']:.2f} | "
+                f"{r['block']:.2f} | {r['r2_agent']:.2f} | {r['r2_block']:.2f} | "
+                f"{r['r2_angle']:.2f} |"
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"checkpoint": args.checkpoint, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps({"env": args.env, "checkpoint": args.checkpoint, "rows": rows}, indent=2)
+    )
     print(f"wrote {out}")
 
 

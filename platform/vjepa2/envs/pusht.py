@@ -285,6 +285,16 @@ class PushT(gym.Env):
         }
 
 
+def pose_error(poses: np.ndarray, goal: np.ndarray, config: PushTConfig) -> np.ndarray:
+    """Squared distance [...] of poses [..., 5] to a goal pose [5] in px: both bodies' position
+    errors plus the block's angle error at the success criterion's exchange rate (by default
+    20 px for 20 degrees), so its level sets are shaped like the success region."""
+    d = np.asarray(poses, np.float64) - np.asarray(goal, np.float64)
+    turn = (d[..., 4] + math.pi) % (2 * math.pi) - math.pi
+    px_per_radian = config.success_pos_px / config.success_angle
+    return (d[..., :4] ** 2).sum(-1) + (px_per_radian * turn) ** 2
+
+
 def _pose(x: dict[str, Any] | np.ndarray) -> np.ndarray:
     if isinstance(x, dict):
         return np.array([*x["agent_pos"], *x["block_pos"], x["block_angle"]], np.float64)
