@@ -138,9 +138,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for text, cfg in settings:
         agent, t0 = TrueStateAgent(sim, cfg, args.frameskip), time.perf_counter()
-        wins = []
-        for ep in tqdm(episodes, desc=text, unit="episode", leave=False):
+        wins, bar = [], tqdm(episodes, desc=text, unit="episode", leave=False)
+        for ep in bar:
             wins.append(run_episode(env, agent, ep, budget=protocol.budget).success)
+            bar.set_postfix(success=f"{sum(wins)}/{len(wins)}")
         lo, hi = wilson_interval(sum(wins), len(wins))
         rows.append(
             {"setting": text, "success_rate": float(np.mean(wins)), "ci95": [lo, hi],
