@@ -20,6 +20,7 @@ from vjepa2.envs import (
     make_policy,
     replay_frames,
 )
+from vjepa2.envs.pusht import pose_error
 
 
 def _tworoom(**kwargs) -> TwoRoom:
@@ -326,6 +327,19 @@ def test_pusht_success_criterion_with_angle_wrap(pusht):
     assert not env.is_success(goal + [21.0, 0, 0, 0, 0], goal)
     _, info = pusht.reset(seed=0)
     assert pusht.is_success(info, pusht.get_state()) and pusht.is_success(pusht.get_state(), info)
+
+
+def test_pusht_pose_error_weighs_the_angle_at_the_success_exchange_rate():
+    cfg = PushTConfig()
+    goal = np.array([100.0, 100.0, 200.0, 200.0, 0.1])
+    assert pose_error(goal, goal, cfg) == 0.0
+    # 20 degrees of turn costs what 20 px of block travel does, across the 0 / 2 pi seam too.
+    turned = goal + [0, 0, 0, 0, -math.pi / 9]  # below 0: wraps to 2 pi - 0.249
+    turned[4] %= 2 * math.pi
+    moved = goal + [0, 0, 20.0, 0, 0]
+    assert math.isclose(pose_error(turned, goal, cfg), pose_error(moved, goal, cfg))
+    both = np.stack([goal + [3.0, 4.0, 0, 0, 0], moved])
+    assert np.allclose(pose_error(both, goal, cfg), [25.0, 400.0])
 
 
 def test_block_pushing_policy_moves_the_block(pusht):
