@@ -176,8 +176,9 @@ def _blurred_state(cfg: DynamicsTrainConfig, sigma_px: float) -> DynamicsTrainCo
     # TwoRoom's agent is a 4 px dot: the plain grid's distance to the goal is flat beyond one
     # patch, and CEM sees no slope. The grid of the frame blurred at 16 px alone reached 60%
     # with exact dynamics and 28% with a learned model, against 24% and 12% for the plain
-    # grid (docs/results.md, 2026-12-03 later). PushT keeps the plain grid: its block's pose
-    # is the detail a blur removes.
+    # grid (docs/results.md, 2026-12-03 later). PushT keeps the plain grid: a blur brings the
+    # positions into the energy but removes the block's angle, and a predictor on the 12 px
+    # grid planned at 0% (docs/results.md, 2026-12-05 fifth).
     cfg.state.blur_px = (sigma_px,)
     cfg.state.sharp_view = False
     # The blurred agent moves the state by ~0.1% of its norm; standardised per feature it is
