@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from vjepa2.envs.registry import checked_replay
 
 # Doubles inside Chipmunk 7's ``struct cpBody`` (two function pointers, m, m_inv, i, i_inv,
 # cog[2], p[2], v[2], f[2], a, w, t, transform[6], userData, v_bias[2], w_bias, ...): the fields
@@ -170,19 +173,17 @@ class PushT(gym.Env):
         return self._replay(state, actions, keep, self._render).astype(np.uint8)
 
     def _replay(
-        self, state: np.ndarray, actions: np.ndarray, keep: list[int], record: Any
+        self,
+        state: np.ndarray,
+        actions: np.ndarray,
+        keep: list[int],
+        record: Callable[[], np.ndarray],
     ) -> np.ndarray:
         from pymunk import Vec2d
 
-        acts = np.asarray(actions, np.float64)
-        if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
-            raise ValueError(f"PushT replay takes finite actions [K, T, 2], got {acts.shape}")
-        if not all(0 <= i < acts.shape[1] for i in keep):
-            raise ValueError(f"keep {keep} must index the {acts.shape[1]} steps")
         self.set_state(state)
-        start, limit = self.get_state(), self.config.max_episode_steps
-        # A truncated replay stays where it stopped (the first step always runs), as in step.
-        steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - self._t))
+        acts, steps = checked_replay("PushT", actions, keep, self._t, self.config.max_episode_steps)
+        start = self.get_state()
         env, out = self._env, []
         substeps, still = int(1 / (env.dt * env.control_hz)), Vec2d(0, 0)
         for seq in acts:

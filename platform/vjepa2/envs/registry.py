@@ -48,6 +48,21 @@ class WorldEnv(Protocol):
     def close(self) -> None: ...
 
 
+def checked_replay(
+    name: str, actions: np.ndarray, keep: list[int], t: int, limit: int | None
+) -> tuple[np.ndarray, int]:
+    """An env's own replay input, checked: actions [K, T, 2] as float64, and how many of their
+    steps run from step ``t`` under the episode limit (a truncated replay stays where it
+    stopped, as ``step`` would; the first step always runs)."""
+    acts = np.asarray(actions, np.float64)
+    if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
+        raise ValueError(f"{name} replay takes finite actions [K, T, 2], got {acts.shape}")
+    if not all(0 <= i < acts.shape[1] for i in keep):
+        raise ValueError(f"keep {keep} must index the {acts.shape[1]} steps")
+    steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - t))
+    return acts, steps
+
+
 def replay_frames(env: WorldEnv, state: np.ndarray, actions: np.ndarray, keep: list[int]):
     """Frames [K, len(keep), H, W, 3]: each of K action sequences [K, T, d] replayed from the
     snapshot ``state``, the frame after each step in ``keep`` kept (a terminated or truncated

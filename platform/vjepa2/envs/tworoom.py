@@ -16,6 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from vjepa2.envs.registry import checked_replay
+
 _AGENT_RGB = np.array([230, 60, 60], np.float32)
 _WALL_RGB = np.array([200, 200, 200], np.uint8)
 _TOUCH_CLEARANCE = 1.0  # random starts and goals keep this far from the wall faces
@@ -156,15 +158,11 @@ class TwoRoom(gym.Env):
         self, state: np.ndarray, actions: np.ndarray, keep: list[int]
     ) -> np.ndarray:
         """``replay_frames``' agent positions, [K, len(keep), 2], without drawing frames."""
-        acts = np.asarray(actions, np.float64)
-        if acts.ndim != 3 or acts.shape[2] != 2 or not np.all(np.isfinite(acts)):
-            raise ValueError(f"TwoRoom replay takes finite actions [K, T, 2], got {acts.shape}")
-        if not all(0 <= i < acts.shape[1] for i in keep):
-            raise ValueError(f"keep {keep} must index the {acts.shape[1]} steps")
         self.set_state(state)
-        start, limit = self._pos.copy(), self.config.max_episode_steps
-        # A truncated replay stays on its last frame (the first step always runs).
-        steps = acts.shape[1] if limit is None else min(acts.shape[1], max(1, limit - self._t))
+        acts, steps = checked_replay(
+            "TwoRoom", actions, keep, self._t, self.config.max_episode_steps
+        )
+        start = self._pos.copy()
         pos, at = np.repeat(start[None], len(acts), 0), {}
         for i in range(acts.shape[1]):
             if i < steps:
