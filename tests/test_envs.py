@@ -167,6 +167,9 @@ def test_pusht_replay_frames_match_stepping(pusht):
         pusht.set_state(snap)
         steps = [pusht.step(a)[0] for a in seq]
         assert np.array_equal(frames, np.stack([steps[1], steps[3]]))
+    both_frames, both_poses = pusht.replay_frames_and_poses(snap, actions, [1, 3])
+    assert np.array_equal(both_frames, got)
+    assert np.array_equal(both_poses, pusht.replay_poses(snap, actions, [1, 3]))
 
 
 def test_replay_frames_loops_over_envs_without_a_batched_replay():

@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -38,6 +38,7 @@ _RAW_A = 6  # index of the angle inside a raw record
 _HEAD = 10  # agent xy, block xy, block angle mod 2pi, agent v, block v, block w
 STATE_DIM = _HEAD + 2 * len(_RAW) + 1  # ... then the agent's and block's raw records, then t
 _layout_checked = False
+T = TypeVar("T")
 
 
 @dataclass
@@ -165,20 +166,31 @@ class PushT(gym.Env):
         ``[K, T, 2]`` replayed from the snapshot ``state``, the pose after each step in ``keep``
         kept. The same physics as ``step`` without drawing or measuring coverage (about a fifth
         of a step's time); the env is left at ``state``."""
-        return self._replay(state, actions, keep, lambda: _snapshot(self._env)[:5])
+        return np.asarray(self._replay(state, actions, keep, self._pose_now))
 
     def replay_frames(self, state: np.ndarray, actions: np.ndarray, keep: list[int]) -> np.ndarray:
         """``vjepa2.envs.replay_frames`` for PushT: frames ``[K, len(keep), H, W, 3]``, drawn
         only at the kept steps (drawing is most of a step's time)."""
-        return self._replay(state, actions, keep, self._render).astype(np.uint8)
+        return np.asarray(self._replay(state, actions, keep, self._render), np.uint8)
+
+    def replay_frames_and_poses(
+        self, state: np.ndarray, actions: np.ndarray, keep: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``replay_frames`` and ``replay_poses`` from one pass of the physics."""
+        both = self._replay(state, actions, keep, lambda: (self._render(), self._pose_now()))
+        frames = np.asarray([[f for f, _ in seq] for seq in both], np.uint8)
+        return frames, np.asarray([[q for _, q in seq] for seq in both])
+
+    def _pose_now(self) -> np.ndarray:
+        return _snapshot(self._env)[:5]
 
     def _replay(
         self,
         state: np.ndarray,
         actions: np.ndarray,
         keep: list[int],
-        record: Callable[[], np.ndarray],
-    ) -> np.ndarray:
+        record: Callable[[], T],
+    ) -> list[list[T]]:
         from pymunk import Vec2d
 
         self.set_state(state)
@@ -204,7 +216,7 @@ class PushT(gym.Env):
                     kept.append(record())
             out.append(kept)
         self.set_state(start)
-        return np.asarray(out)
+        return out
 
     def state_vector(self, info: dict[str, Any]) -> np.ndarray:
         return _pose(info).astype(np.float32)
