@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from vjepa2.envs.tworoom import TwoRoom, TwoRoomConfig
 from vjepa2.eval.plan_ranking import spearman
 from vjepa2.losses import normalize_targets
 from vjepa2.models.encoder import VideoViT
-from vjepa2.train.builders import load_pretrained
+from vjepa2.train.builders import load_pretrained, load_world_model
 
 ARENA = TwoRoomConfig(random_door=False)
 
@@ -108,42 +109,136 @@ def ridge_r2(feats: np.ndarray, poses: np.ndarray) -> dict[str, float]:
             "r2_angle": float(best[4:].mean())}  # fmt: skip
 
 
+MOVES = {"agent": (10, 20, 40, 80), "block": (10, 20, 40, 80), "turn": (10, 20, 40, 90)}
+
+
+def moved_poses(
+    n: int, img_size: int, seed: int
+) -> tuple[torch.Tensor, dict[tuple[str, int], torch.Tensor]]:
+    """Frames of ``n`` random PushT poses (bodies 100+ px apart, away from the walls) and of
+    each pose with one thing changed by each amount of ``MOVES``: the agent or the block moved
+    that many px in a random direction, or the block turned that many degrees."""
+    env = PushT(PushTConfig(render_size=img_size))
+    rng = np.random.default_rng(seed)
+    poses: list[np.ndarray] = []
+    while len(poses) < n:
+        pose = np.array([*rng.uniform(100, 410, 2), *rng.uniform(160, 350, 2), rng.uniform(0, 7)])
+        if np.linalg.norm(pose[:2] - pose[2:4]) >= 100.0:
+            poses.append(pose)
+
+    def frames(batch: list[np.ndarray]) -> torch.Tensor:
+        shots = [env.reset(seed=seed, options={"pose": q})[0] for q in batch]
+        return normalize_frames(torch.from_numpy(np.stack(shots)))
+
+    moved = {}
+    for kind, amounts in MOVES.items():
+        for m in amounts:
+            batch = []
+            for pose in poses:
+                q, a = pose.copy(), rng.uniform(0, 2 * np.pi)
+                if kind == "turn":
+                    q[4] += np.deg2rad(m)
+                else:
+                    at = slice(0, 2) if kind == "agent" else slice(2, 4)
+                    q[at] += m * np.array([np.cos(a), np.sin(a)])
+                batch.append(q)
+            moved[(kind, m)] = frames(batch)
+    return frames(poses), moved
+
+
+def median_changes(
+    energy: Callable[[torch.Tensor], torch.Tensor],
+    base: torch.Tensor,
+    moved: dict[tuple[str, int], torch.Tensor],
+) -> dict[str, float]:
+    """Median squared state distance (mean over elements) between each pose and its moved
+    copy, per change of ``moved_poses``: ``{"agent_20": ..., "turn_90": ...}``."""
+    zb = energy(base)
+    return {
+        f"{k}_{m}": float((energy(x) - zb).pow(2).flatten(1).mean(1).median())
+        for (k, m), x in moved.items()
+    }
+
+
+def exchange_rates(
+    energy: Callable[[torch.Tensor], torch.Tensor],
+    base: torch.Tensor,
+    moved: dict[tuple[str, int], torch.Tensor],
+) -> dict[str, float]:
+    """``median_changes`` over that of a 20 px block move: the success criterion weighs 20 px
+    of agent, 20 px of block and 20 degrees alike (1.0), and a squared distance grows 4x per
+    doubling."""
+    med = median_changes(energy, base, moved)
+    return {k: v / med["block_20"] for k, v in med.items()}
+
+
 @torch.no_grad()
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--env", choices=["tworoom", "pusht"], default="tworoom")
-    p.add_argument("--checkpoint", required=True, help="Phase-1 checkpoint (pretrain final.pt)")
+    p.add_argument("--checkpoint", help="Phase-1 checkpoint (pretrain final.pt)")
+    p.add_argument(
+        "--world-model",
+        help="Phase-2 checkpoint (dynamics final.pt): adds its own planning state as a row "
+        "(its blurred views and standardisation; --blur does not apply to it)",
+    )
     p.add_argument("--blur", type=float, nargs="+", default=[0.0, 4.0, 8.0, 16.0])
     p.add_argument("--positions", type=int, default=300)
     p.add_argument("--pairs", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench/energy_landscape.json")
     args = p.parse_args()
+    if not (args.checkpoint or args.world_model):
+        p.error("give --checkpoint (Phase 1), --world-model (Phase 2) or both")
+    if args.positions < 8 or args.pairs < 8 or any(s < 0 for s in args.blur):
+        p.error("--positions and --pairs must be >= 8, --blur sigmas >= 0")
 
     torch.manual_seed(args.seed)
-    vjepa, cfg = load_pretrained(args.checkpoint)
-    encoders = {"phase1": vjepa.target_encoder.eval(), "random": VideoViT(cfg.encoder).eval()}
+    encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+    if args.checkpoint:
+        vjepa, cfg = load_pretrained(args.checkpoint)
+        encoders["phase1"] = vjepa.target_encoder.eval()
+        enc_cfg = cfg.encoder
+    if args.world_model:
+        wm, wm_cfg = load_world_model(args.world_model)
+        if args.checkpoint and wm_cfg.encoder.img_size != enc_cfg.img_size:
+            p.error("--checkpoint and --world-model encode frames of different sizes")
+        enc_cfg = wm_cfg.encoder
+    encoders["random"] = VideoViT(enc_cfg).eval()
+    img = enc_cfg.img_size
+
+    def views(sigma: float) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        """Each row's state of normalised frames [B, C, H, W] blurred at ``sigma``: [B, F]."""
+        out = {
+            n: (lambda x, e=e: normalize_targets(e(gaussian_blur(x, sigma))).flatten(1))
+            for n, e in encoders.items()
+        }
+        out["pixels"] = lambda x: gaussian_blur(x, sigma).flatten(1)
+        if args.world_model and sigma == 0:
+            out["world_model"] = lambda x: wm.eval().encode(x).flatten(1)
+        return out
+
     rng = np.random.default_rng(args.seed + 1)
     i, j = rng.integers(0, args.positions, (2, args.pairs))
     if args.env == "tworoom":
-        pos, x = rendered_positions(args.positions, cfg.encoder.img_size, args.seed)
+        pos, x = rendered_positions(args.positions, img, args.seed)
         true = np.linalg.norm(pos[i] - pos[j], axis=1)
         same = (pos[i, 0] < ARENA.wall_x) == (pos[j, 0] < ARENA.wall_x)
     else:
-        pos, x = rendered_poses(args.positions, cfg.encoder.img_size, args.seed)
+        pos, x = rendered_poses(args.positions, img, args.seed)
+        base, moved = moved_poses(min(args.positions, 200), img, args.seed + 2)
 
     rows = []
     for sigma in args.blur:
-        xb = gaussian_blur(x, sigma)
-        feats = {n: normalize_targets(e(xb)).flatten(1) for n, e in encoders.items()}
-        feats["pixels"] = xb.flatten(1)
-        for name, f in feats.items():
+        for name, state in views(sigma).items():
+            f = state(x)
             d = (f[i] - f[j]).pow(2).mean(1).numpy()
             if args.env == "tworoom":
                 stats = correlations(d, true, same)
             else:
                 probe = ridge_r2(f.double().numpy(), pos)
-                stats = {**pose_correlations(d, pos[i], pos[j]), **probe}
+                rates = exchange_rates(state, base, moved)
+                stats = {**pose_correlations(d, pos[i], pos[j]), **probe, "exchange": rates}
             rows.append({"features": name, "blur_px": sigma, **stats})
 
     if args.env == "tworoom":
@@ -165,11 +260,18 @@ def main() -> None:
                 f"{r['block']:.2f} | {r['r2_agent']:.2f} | {r['r2_block']:.2f} | "
                 f"{r['r2_angle']:.2f} |"
             )
+        print("\nEnergy of a change, over that of moving the block 20 px (the criterion: 1.0 "
+              "for 20 px of agent, 20 px of block or 20 degrees; 4x per doubling)")  # fmt: skip
+        heads = [f"{k} {m}{'°' if k == 'turn' else ' px'}" for k, ms in MOVES.items() for m in ms]
+        print("| features | blur (px) | " + " | ".join(heads) + " |")
+        print("|---|---|" + "---|" * len(heads))
+        for r in rows:
+            cells = [f"{r['exchange'][f'{k}_{m}']:.3g}" for k, ms in MOVES.items() for m in ms]
+            print(f"| {r['features']} | {r['blur_px']:g} | " + " | ".join(cells) + " |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"env": args.env, "checkpoint": args.checkpoint, "rows": rows}, indent=2)
-    )
+    source = {"checkpoint": args.checkpoint, "world_model": args.world_model}
+    out.write_text(json.dumps({"env": args.env, **source, "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 
