@@ -83,6 +83,27 @@ def test_true_dynamics_agent_runs_beside_cem_on_the_same_episodes(tiny_world_mod
     assert all(len(o.plan_seconds) >= 1 for o in outcomes)
 
 
+def test_episode_log_key_ignores_only_settings_that_do_not_change_an_episode(tmp_path):
+    from vjepa2.config.base import to_dict
+    from vjepa2.eval.episode_log import fingerprint
+    from vjepa2.eval.planning import PlanningEvalConfig
+    from vjepa2.planning import CEMConfig
+
+    ckpt = tmp_path / "final.pt"
+    ckpt.write_bytes(b"weights")
+    key = fingerprint(ckpt, to_dict(PlanningEvalConfig(episodes=30)))
+    assert fingerprint(ckpt, to_dict(PlanningEvalConfig(episodes=50, audit_plans=False))) == key
+    # A log written before audits existed had no audit_plans entry: still the same key.
+    before = {
+        k: v for k, v in to_dict(PlanningEvalConfig(episodes=30)).items() if k != "audit_plans"
+    }
+    assert fingerprint(ckpt, before) == key
+    assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(horizon=3)))) != key
+    assert fingerprint(ckpt, to_dict(PlanningEvalConfig(budget=40))) != key
+    ckpt.write_bytes(b"other weights")
+    assert fingerprint(ckpt, to_dict(PlanningEvalConfig(episodes=30))) != key
+
+
 def test_an_interrupted_evaluation_resumes_from_its_episode_log(tiny_world_model, tmp_path, capsys):
     out = tmp_path / "eval"
     common = [

@@ -4,7 +4,8 @@ A 50-episode evaluation can run for hours on CPU. Every finished episode is appe
 ``<out>/episodes.jsonl`` (one line per agent) as it ends; a rerun
 with the same checkpoint and settings plans only the seeds that are missing. Lines carry a
 fingerprint of what decides an outcome (the checkpoint file, the evaluation config without
-its episode count), so lines from another model or other settings are never mixed in.
+the settings in ``NOT_IN_KEY``), so lines from another model or other settings are never
+mixed in.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ from typing import Any
 from vjepa2.planning import EpisodeOutcome
 from vjepa2.planning.audit import PlanAudit
 
+# Settings that do not change what any episode does: asking for more episodes reuses the
+# ones already run, and audits replay each plan after it is chosen (lines logged before
+# audits existed, or with them off, carry none and are reused as they are).
+NOT_IN_KEY = ("episodes", "audit_plans")
+
 
 def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
-    """Short hash of the checkpoint (path, size, mtime) and the config without ``episodes``
-    (asking for more episodes reuses the ones already run)."""
+    """Short hash of the checkpoint (path, size, mtime) and the config without
+    ``NOT_IN_KEY``."""
     st = Path(checkpoint).stat()
     key = {
         "checkpoint": [str(Path(checkpoint).resolve()), st.st_size, st.st_mtime_ns],
-        "config": {k: v for k, v in config.items() if k != "episodes"},
+        "config": {k: v for k, v in config.items() if k not in NOT_IN_KEY},
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
