@@ -91,11 +91,15 @@ class TrueStateCEM(CEMPlanner):
         """What ``rollout_cost`` compares against: the goal's true state [1, D]."""
         return torch.from_numpy(true_state(self.sim, episode.goal_state))[None]
 
-    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
+    def env_actions(self, actions: Tensor) -> tuple[np.ndarray, list[int]]:
+        """Plan actions [1, K, H, 2 x frameskip] -> env actions [K, H x frameskip, 2], and the
+        env steps that end the plan steps the cost scores."""
         _, k, h, _ = actions.shape
-        keep = scored_steps(h, self.cfg.cost)
         acts = actions[0].double().numpy().reshape(k, h * self.frameskip, 2)
-        env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
+        return acts, [(t + 1) * self.frameskip - 1 for t in scored_steps(h, self.cfg.cost)]
+
+    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
+        acts, env_keep = self.env_actions(actions)
         states = replay_true_states(self.sim, state[0].numpy(), acts, env_keep)  # [K, n, D]
         dist = torch.from_numpy(true_distance(self.sim, states, goal[0].numpy()))  # [K, n]
         return combine_costs(dist, self.cfg.cost)[None].float()
@@ -162,14 +166,12 @@ class PixelPoseCEM(TrueStateCEM):
         return torch.cat([pose, self.encode(episode.goal_frame[None])[0]])[None]
 
     def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
-        _, k, h, _ = actions.shape
-        keep = scored_steps(h, self.cfg.cost)
-        acts = actions[0].double().numpy().reshape(k, h * self.frameskip, 2)
-        env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
+        acts, env_keep = self.env_actions(actions)
         frames, poses = self.sim.replay_frames_and_poses(state[0].numpy(), acts, env_keep)
         z = self.encode(frames.reshape(-1, *frames.shape[2:]))
-        pix = (z - goal[0, 5:]).pow(2).mean(1).view(k, len(keep)) / self.unit
-        agent = ((poses[..., :2] - goal[0, :2].numpy()) ** 2).sum(-1) / 20.0**2
+        pix = (z - goal[0, 5:]).pow(2).mean(1).view(poses.shape[:2]) / self.unit
+        px = self.sim.config.success_pos_px
+        agent = ((poses[..., :2] - goal[0, :2].numpy()) ** 2).sum(-1) / px**2
         dist = pix.double() + self.agent_weight * torch.from_numpy(agent)
         return combine_costs(dist, self.cfg.cost)[None].float()
 
@@ -211,14 +213,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         make_episode(env, protocol.seed + i, goal_offset=protocol.goal_offset)
         for i in range(args.episodes)
     ]
+    env_dim = int(np.prod(sim.action_space.shape))
+    pixels = PixelState(args.img_size, env_dim * args.frameskip, args.blur)
+    if args.agent_weight:  # the pixel energy of a 20 px block move, once for every setting
+        unit = median_changes(pixels.encode, *moved_poses(50, args.img_size, 0))["block_20"]
     rows = []
     for text, cfg in settings:
-        env_dim = int(np.prod(sim.action_space.shape))
-        pixels = PixelState(args.img_size, env_dim * args.frameskip, args.blur)
         if args.energy == "true":
             agent = TrueStateAgent(TrueStateCEM(sim, args.frameskip, cfg))
         elif args.agent_weight:
-            unit = median_changes(pixels.encode, *moved_poses(50, args.img_size, 0))["block_20"]
             planner = PixelPoseCEM(sim, args.frameskip, cfg, pixels, unit, args.agent_weight)
             agent = TrueStateAgent(planner)
         else:

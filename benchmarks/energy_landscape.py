@@ -201,6 +201,7 @@ def main() -> None:
         enc_cfg = cfg.encoder
     if args.world_model:
         wm, wm_cfg = load_world_model(args.world_model)
+        wm.eval()
         if args.checkpoint and wm_cfg.encoder.img_size != enc_cfg.img_size:
             p.error("--checkpoint and --world-model encode frames of different sizes")
         enc_cfg = wm_cfg.encoder
@@ -215,7 +216,7 @@ def main() -> None:
         }
         out["pixels"] = lambda x: gaussian_blur(x, sigma).flatten(1)
         if args.world_model and sigma == 0:
-            out["world_model"] = lambda x: wm.eval().encode(x).flatten(1)
+            out["world_model"] = lambda x: wm.encode(x).flatten(1)
         return out
 
     rng = np.random.default_rng(args.seed + 1)

@@ -178,8 +178,8 @@ def _blurred_state(cfg: DynamicsTrainConfig, sigma_px: float) -> DynamicsTrainCo
     # with exact dynamics and 28% with a learned model, against 24% and 12% for the plain
     # grid (docs/results.md, 2026-12-03 later). PushT keeps the plain grid: blurred at 12 px
     # its small agent weighs 0.03x a block move in the energy, and a predictor on that grid
-    # planned at 0%; the plain grid's own energy plans like the true pose on exact dynamics
-    # (docs/results.md, 2026-12-05 fifth and sixth).
+    # planned at 0%; the plain grid's own energy plans at 60% on exact dynamics, the true
+    # pose at 80% (docs/results.md, 2026-12-05 fifth and sixth).
     cfg.state.blur_px = (sigma_px,)
     cfg.state.sharp_view = False
     # The blurred agent moves the state by ~0.1% of its norm; standardised per feature it is
