@@ -24,7 +24,7 @@ import ray
 from pipelines.augment import AugmentSpec
 from pipelines.decode import SampleDecodeError, SampleDecoder, SkipLog
 from pipelines.manifest import LoadedSource, SourceSpec, load_source, manifest_blocks
-from vjepa2.data.clips import ClipSpec, SampleIndex, clip_index, concat_indices
+from vjepa2.data.clips import ClipSpec, SampleIndex, clip_index, epochs_slice
 from vjepa2.data.dataset import OnError, SkipReport
 from vjepa2.data.video import Backend
 
@@ -63,7 +63,8 @@ class ClipPipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     epoch: int = 0  # mixed into every seed: a new epoch gets new clip offsets/order/crops
     # Epochs epoch .. epoch+epochs-1 in one stream: the actor pool starts (seconds) only once.
-    epochs: int = 1
+    # None: as many as fill skip+limit (an epoch's size varies with random clip offsets).
+    epochs: int | None = 1
     # A slice of the whole multi-epoch index: a resumed trainer skips what it consumed.
     skip: int = 0
     limit: int | None = None
@@ -118,10 +119,13 @@ def build_clip_pipeline(cfg: ClipPipelineConfig) -> StreamPipeline:
     """Phase-1 stream of ``frames`` uint8 [B, T, H, W, 3] and ``sample_id`` int64."""
     source = load_source(cfg.source)
     videos = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
-    index = concat_indices(
-        [clip_index(videos, cfg.clips, epoch=cfg.epoch + e) for e in range(cfg.epochs)]
+    index = epochs_slice(
+        lambda e: clip_index(videos, cfg.clips, epoch=e),
+        first_epoch=cfg.epoch,
+        epochs=cfg.epochs,
+        skip=cfg.skip,
+        limit=cfg.limit,
     )
-    index = index.take(cfg.skip, None if cfg.limit is None else cfg.skip + cfg.limit)
     return build_stream(index, source, cfg.augment, cfg.decode, cfg.source.on_error, cfg.epoch)
 
 

@@ -1,7 +1,7 @@
 """A training job's data as a Ray Data stream, and the batch source its workers read it by.
 
-The driver builds one stream covering the steps still to run: enough epochs of clips
-(Phase 1) or windows (Phase 2) for ``train.steps`` global batches, minus the samples a
+The driver builds one stream covering the steps still to run: the epochs of clips
+(Phase 1) or windows (Phase 2) that hold ``train.steps`` global batches, minus the samples a
 resumed run already consumed. Ray Train splits it across workers (``equal=True``, so DDP
 ranks never run out at different steps); each worker normalises its uint8 batches on its
 own device.
@@ -9,7 +9,6 @@ own device.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pipelines.augment import AugmentSpec
@@ -50,22 +49,23 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
                 f"{d.frameskip} = {got}) but dynamics.action_dim is {cfg.dynamics.action_dim}"
             )
         windows = WindowSpec(horizon=cfg.loss.horizon, frameskip=d.frameskip, seed=seed)
-        per_epoch = len(window_index(videos, windows))
+        first = window_index(videos, windows)
     else:
         clips = ClipSpec(
             num_frames=cfg.encoder.num_frames, stride=d.frame_stride, random_offset=True, seed=seed
         )
-        per_epoch = len(clip_index(videos, clips))
-    if per_epoch == 0:
+        first = clip_index(videos, clips)
+    if not len(first):
         raise ValueError(f"{d.path}: no episode is long enough for one training sample")
     batch = cfg.train.batch_size
     skip, limit = start_step * batch, (cfg.train.steps - start_step) * batch
-    epochs = math.ceil((skip + limit) / per_epoch)
     common: dict[str, Any] = {
         "source": spec,
         "augment": augment,
         "decode": decode,
-        "epochs": epochs,
+        # As many epochs as the steps need, counted per epoch: random clip offsets make
+        # epochs differ in size, and a stream short of a batch ends the run mid-way.
+        "epochs": None,
         "skip": skip,
         "limit": limit,
     }

@@ -19,7 +19,7 @@ import numpy as np
 from pipelines.augment import AugmentSpec
 from pipelines.clips import DecodeConfig, StreamPipeline, build_stream
 from pipelines.manifest import SourceSpec, load_source
-from vjepa2.data.clips import WindowSpec, concat_indices, window_actions, window_index
+from vjepa2.data.clips import WindowSpec, epochs_slice, window_actions, window_index
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class WindowPipelineConfig:
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     epoch: int = 0  # mixed into every seed (window offsets, order, crops)
-    epochs: int = 1  # epochs in one stream: the actor pool starts only once
+    # Epochs in one stream (the actor pool starts only once); None: those that fill skip+limit.
+    epochs: int | None = 1
     # A slice of the whole multi-epoch index: a resumed trainer skips what it consumed.
     skip: int = 0
     limit: int | None = None
@@ -40,10 +41,13 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
     cfg.augment.check_for_actions()
     source = load_source(cfg.source, require_actions=True)
     episodes = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
-    index = concat_indices(
-        [window_index(episodes, cfg.windows, epoch=cfg.epoch + e) for e in range(cfg.epochs)]
+    index = epochs_slice(
+        lambda e: window_index(episodes, cfg.windows, epoch=e),
+        first_epoch=cfg.epoch,
+        epochs=cfg.epochs,
+        skip=cfg.skip,
+        limit=cfg.limit,
     )
-    index = index.take(cfg.skip, None if cfg.limit is None else cfg.skip + cfg.limit)
     actions = gather_window_actions(
         [e.actions for e in source.episodes], index.video, index.start, cfg.windows
     )

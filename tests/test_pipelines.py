@@ -27,6 +27,7 @@ from vjepa2.data.clips import (
     WindowSpec,
     clip_index,
     concat_indices,
+    epochs_slice,
     video_aligned_chunks,
     window_actions,
     window_index,
@@ -87,6 +88,45 @@ def test_clip_index_is_seeded_bounded_and_order_independent():
     assert grid.start.tolist() == [0, 10, 20, 30]
     with pytest.raises(ValueError, match="order"):
         ClipSpec(order="random")  # type: ignore[arg-type]
+
+
+def test_epochs_slice_fills_a_slice_whatever_each_epochs_size():
+    # The test suite's TwoRoom episodes: 17 frames hold one or two 8-frame clips, depending on
+    # each video's seeded offset, so epochs differ in size.
+    videos = [(f"/data/ep{i}.mp4", 17) for i in range(6)]
+
+    def epochs_for(seed: int) -> list:
+        spec = ClipSpec(num_frames=8, random_offset=True, seed=seed)
+        return [clip_index(videos, spec, epoch=e) for e in range(4)]
+
+    def short_by_first_epoch(seed: int) -> bool:
+        # The old count: ceil(16 / size of epoch 0) epochs, then slice 16.
+        parts = epochs_for(seed)
+        n = -(-16 // len(parts[0]))
+        return sum(len(p) for p in parts[:n]) < 16
+
+    seed = next(s for s in range(200) if short_by_first_epoch(s))
+    parts = epochs_for(seed)
+    spec = ClipSpec(num_frames=8, random_offset=True, seed=seed)
+    every = concat_indices(parts).rows()
+
+    def one_epoch(e: int):
+        return clip_index(videos, spec, epoch=e)
+
+    got = epochs_slice(one_epoch, epochs=None, limit=16)
+    assert got.rows() == every[:16]
+    # A resumed run's slice continues exactly where the first stopped.
+    assert epochs_slice(one_epoch, epochs=None, skip=8, limit=8).rows() == every[8:16]
+    assert (
+        epochs_slice(one_epoch, first_epoch=1, epochs=2).rows()
+        == every[len(parts[0]) : sum(map(len, parts[:3]))]
+    )
+    with pytest.raises(ValueError, match="fewer than the 16"):
+        epochs_slice(one_epoch, epochs=-(-16 // len(parts[0])), limit=16)
+    with pytest.raises(ValueError, match="needs a limit"):
+        epochs_slice(one_epoch, epochs=None)
+    with pytest.raises(ValueError, match="no samples"):
+        epochs_slice(lambda e: clip_index([("short.mp4", 3)], spec, epoch=e), epochs=None, limit=1)
 
 
 def test_manifest_chunks_keep_a_video_in_one_decode_call():

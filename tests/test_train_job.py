@@ -171,6 +171,21 @@ def test_action_dimension_mismatch_is_refused_before_training(ray_cluster, tworo
         build_train_stream(cfg)
 
 
+def test_train_stream_holds_exactly_the_steps_still_to_run(ray_cluster, tworoom_dataset):
+    from pipelines.train_data import build_train_stream
+
+    data = ["data.source=dataset", f"data.dataset.path={tworoom_dataset}"]
+    for kind in ("pretrain", "dynamics"):
+        cfg = apply_overrides(
+            get_preset(kind, "tiny"), [*data, "train.steps=9", "train.batch_size=4"]
+        )
+        whole = build_train_stream(cfg).index
+        for start in (0, 1, 5):
+            rest = build_train_stream(cfg, start).index
+            assert len(rest) == (9 - start) * 4, (kind, start)
+            assert rest.rows() == whole.rows()[start * 4 :]
+
+
 def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path, capsys):
     from jobs import ablations
     from vjepa2.train.builders import load_world_model

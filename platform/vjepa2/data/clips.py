@@ -14,7 +14,7 @@ The index is plain numpy (no strings per sample), so it ships cheaply to decode 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -165,6 +165,45 @@ def concat_indices(parts: Sequence[SampleIndex]) -> SampleIndex:
         stride=first.stride,
         too_short=first.too_short,
     )
+
+
+def epochs_slice(
+    one_epoch: Callable[[int], SampleIndex],
+    *,
+    first_epoch: int = 0,
+    epochs: int | None = 1,
+    skip: int = 0,
+    limit: int | None = None,
+) -> SampleIndex:
+    """Samples ``skip`` .. ``skip + limit - 1`` of epochs ``first_epoch``, ``first_epoch + 1``, ...
+
+    ``epochs=None`` takes as many epochs as the slice needs. With random offsets an epoch's
+    size depends on its seed (a 17-frame video holds one or two 8-frame clips), so a count
+    made from one epoch cannot say how many epochs a slice needs. A slice the epochs cannot
+    fill raises instead of coming back short: a short training stream ends mid-run.
+    """
+    if epochs is None and limit is None:
+        raise ValueError("epochs=None needs a limit: it takes the epochs that cover the slice")
+    if skip < 0 or (limit is not None and limit < 0) or (epochs is not None and epochs < 1):
+        raise ValueError(f"bad slice: skip={skip}, limit={limit}, epochs={epochs}")
+    need = None if limit is None else skip + limit
+    parts: list[SampleIndex] = []
+    held = 0
+    while (epochs is None and held < need) or (epochs is not None and len(parts) < epochs):
+        part = one_epoch(first_epoch + len(parts))
+        if not len(part):
+            raise ValueError(
+                f"epoch {first_epoch + len(parts)} has no samples: all {len(part.paths)} videos "
+                "are shorter than one sample"
+            )
+        parts.append(part)
+        held += len(part)
+    if need is not None and held < need:
+        raise ValueError(
+            f"{len(parts)} epochs hold {held} samples, fewer than the {need} the slice "
+            f"skip={skip}, limit={limit} needs"
+        )
+    return concat_indices(parts).take(skip, need)
 
 
 def video_aligned_chunks(video: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
