@@ -9,7 +9,10 @@ own device.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+import torch
 
 from pipelines.augment import AugmentSpec
 from pipelines.clips import (
@@ -75,18 +78,24 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
 
 
 class StreamBatches:
-    """One worker's batches from its dataset shard: uint8 in, normalised on its device."""
+    """One worker's batches from its dataset shard: uint8 in, normalised on its device.
+
+    Every batch has exactly ``batch_size`` samples. Ray's local shuffle can hand out a short
+    batch mid-stream when its buffer is under twice the batch (Ray 2.60, ray-project/ray#66085),
+    which would train a step on fewer samples, desynchronise DDP ranks and end the stream a
+    batch early; ``exact_batches`` carries such rows over into the next batch instead.
+    """
 
     def __init__(self, shard: Any, kind: str, batch_size: int, shuffle_buffer: int, seed: int):
         self.kind = kind
         batches = iter_clip_batches(
             shard,
             batch_size,
-            drop_last=True,
+            drop_last=False,  # a short batch may be rows carried over; exact_batches drops the end
             local_shuffle_buffer_size=shuffle_buffer or None,
             local_shuffle_seed=seed if shuffle_buffer else None,
         )
-        self._it = iter(batches)
+        self._it = exact_batches(batches, batch_size)
         self._served = 0
 
     def batch(self, step: int) -> tuple[Any, ...]:
@@ -102,3 +111,22 @@ class StreamBatches:
         if self.kind == "pretrain":
             return (normalize_video(b["frames"]),)
         return normalize_frames(b["frames"]), b["actions"].float()
+
+
+def exact_batches(
+    batches: Iterable[dict[str, torch.Tensor]], size: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The rows of ``batches``, in order, as batches of exactly ``size``; a last partial one
+    is dropped. Full batches pass through uncopied: only rows carried over are concatenated."""
+    carry: dict[str, torch.Tensor] | None = None
+    for b in batches:
+        if carry is not None:
+            b = {k: torch.cat([carry[k], v]) for k, v in b.items()}
+            carry = None
+        n = len(next(iter(b.values())))
+        lo = 0
+        while n - lo >= size:
+            yield b if (lo, n) == (0, size) else {k: v[lo : lo + size] for k, v in b.items()}
+            lo += size
+        if lo < n:
+            carry = {k: v[lo:] for k, v in b.items()}

@@ -378,6 +378,46 @@ def test_plain_csv_source_is_probed_and_bad_files_reported(dataset, tmp_path):
 # --- Ray Train ---------------------------------------------------------------------------------
 
 
+def test_exact_batches_carry_short_batches_over():
+    import torch
+
+    from pipelines.train_data import exact_batches
+
+    rows = torch.arange(19)
+    cuts = [0, 4, 8, 10, 14, 16, 19]  # batches of 4, 4, 2, 4, 2, 3
+    given = [{"x": rows[a:b], "y": -rows[a:b]} for a, b in zip(cuts, cuts[1:], strict=False)]
+    got = list(exact_batches(iter(given), 4))
+    assert [b["x"].tolist() for b in got] == [list(range(i, i + 4)) for i in range(0, 16, 4)]
+    assert all(torch.equal(b["y"], -b["x"]) for b in got)
+    assert got[0] is given[0] and got[1] is given[1]  # full batches pass through uncopied
+
+
+def test_stream_batches_are_full_when_the_shuffle_buffer_is_small(ray_cluster):
+    """Ray's local shuffle hands out [8, 8, 8, 6, 8] from blocks of 30 and 10 rows with an
+    8-row buffer (ray-project/ray#66085); a training step must still see 8 samples."""
+    import ray
+    import torch
+
+    from pipelines.train_data import StreamBatches
+    from vjepa2.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    ids = np.arange(40, dtype=np.uint8)
+    frames = np.zeros((40, 1, 1, 1, 3), np.uint8)
+    frames[..., 0] = ids[:, None, None, None]
+    blocks = ray.data.from_numpy([frames[:30], frames[30:]])
+    ds = blocks.map_batches(lambda b: {"frames": b["data"]}, batch_size=None)
+    source = StreamBatches(ds, "pretrain", batch_size=8, shuffle_buffer=8, seed=0)
+    seen = []
+    for step in range(5):
+        (x,) = source.batch(step)  # [B, C, T, H, W]
+        assert x.shape[0] == 8, f"step {step} got {x.shape[0]} samples"
+        red = x[:, 0].flatten() * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+        seen += torch.round(red * 255).long().tolist()
+    assert sorted(seen) == ids.tolist()  # every row once: none lost to a short batch
+    with pytest.raises(RuntimeError, match="ended early, at step 5, after 5 batches"):
+        source.batch(5)
+
+
 def test_train_worker_iterates_its_dataset_shard(ray_cluster, dataset, tmp_path):
     import ray.train
     from ray.train import RunConfig, ScalingConfig
