@@ -196,6 +196,10 @@ def _train(
 
 
 def _stream_from_latest(cfg_dict: dict[str, Any], storage: str, name: str) -> Any:
+    # Runs in Ray Train's controller, whose DataContext is Ray's default, not the driver's:
+    # a dataset copies the context it is built in, and its split coordinator would print
+    # per-operator progress bars into the job's log beside the trainer's own bar.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     kind = "dynamics" if "dynamics" in cfg_dict else "pretrain"
     cfg = from_dict(CONFIG_TYPES[kind], cfg_dict)
     return build_train_stream(cfg, latest_step(storage, name)).dataset

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from jobs.train_job import fit, run_paths
 from vjepa2.config import apply_overrides, get_preset
+from vjepa2.config.base import to_dict
 from vjepa2.data.collect import CONFIG_FILE, CollectConfig
 from vjepa2.data.collect_sink import collect_local
 from vjepa2.train.checkpoint import load_checkpoint
@@ -184,6 +185,27 @@ def test_train_stream_holds_exactly_the_steps_still_to_run(ray_cluster, tworoom_
             rest = build_train_stream(cfg, start).index
             assert len(rest) == (9 - start) * 4, (kind, start)
             assert rest.rows() == whole.rows()[start * 4 :]
+
+
+def test_the_stream_built_in_the_controller_prints_no_progress_bars(
+    ray_cluster, tworoom_dataset, tmp_path
+):
+    import ray.data
+
+    from jobs.train_job import _stream_from_latest
+
+    cfg = apply_overrides(
+        get_preset("pretrain", "tiny"),
+        ["data.source=dataset", f"data.dataset.path={tworoom_dataset}", "train.steps=2"],
+    )
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.enable_progress_bars
+    ctx.enable_progress_bars = True  # Ray's default, as in a fresh controller process
+    try:
+        ds = _stream_from_latest(to_dict(cfg), str(tmp_path / "ray"), "pretrain")
+    finally:
+        ctx.enable_progress_bars = before
+    assert ds.context.enable_progress_bars is False
 
 
 def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path, capsys):
