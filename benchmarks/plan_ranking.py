@@ -11,7 +11,10 @@ correlation, the share of the model's elites (CEM's elite fraction) that are tru
 the regret of the model's pick (0: the true best candidate, 1: no better than the median).
 The episode's logged actions, which reach the goal, replace the first candidate where they
 fit the horizon; "oracle rank" is the share of the other candidates the model scores below
-them (0: the model picks the plan that works).
+them (0: the model picks the plan that works). "spread" is the interquartile range of the
+model's costs over the candidates against the world's (near 0: the model predicts much the
+same future whatever the actions) and "level" its median cost over the world's (under 1: it
+promises more than the world gives).
 ``--checkpoint`` repeats for several models; prints a table, writes JSON.
 """
 
@@ -35,7 +38,7 @@ from vjepa2.eval.plan_ranking import (
 from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
 from vjepa2.train.builders import load_world_model
 
-STATS = ("spearman", "elite_overlap", "regret", "oracle_rank")
+STATS = ("spearman", "elite_overlap", "regret", "oracle_rank", "spread", "level")
 
 
 def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
@@ -54,13 +57,15 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
                 plans[0] = oracle
             model_cost, true_cost = candidate_costs(agent, env, episode, plans)
             stats = ranking_stats(model_cost, true_cost, cfg.num_elites).as_dict()
+            # JSON has no NaN: a spread or level the world's costs leave undefined is null.
+            stats = {k: v if np.isfinite(v) else None for k, v in stats.items()}
             stats["oracle_rank"] = model_rank(model_cost, 0) if oracle is not None else None
             episodes.append({"seed": episode.seed, **stats})
     finally:
         env.close()
     medians = {}
     for k in STATS:
-        values = [e[k] for e in episodes if e[k] is not None]
+        values = [e[k] for e in episodes if e[k] is not None and np.isfinite(e[k])]
         medians[k] = float(np.median(values)) if values else None
     return {"checkpoint": checkpoint, **medians, "episodes": episodes}
 
@@ -83,8 +88,8 @@ def main() -> None:
 
     rows = [rank_checkpoint(c, args) for c in args.checkpoint]
     print(f"{args.episodes} episodes x {args.candidates} candidates, H={args.horizon}; medians")
-    print("| checkpoint | Spearman | elite overlap | regret | oracle rank |")
-    print("|---|---|---|---|---|")
+    print("| checkpoint | Spearman | elite overlap | regret | oracle rank | spread | level |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         cells = ["-" if r[k] is None else f"{r[k]:.2f}" for k in STATS]
         print(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")

@@ -28,8 +28,10 @@ def test_ranking_stats_on_known_orderings():
     reversed_ = ranking_stats(-true, true, num_elites=2)
     assert reversed_.spearman == pytest.approx(-1.0) and reversed_.elite_overlap == 0.0
     assert reversed_.regret == pytest.approx(9.0 / 4.5)  # the worst candidate, 2x the median's
+    assert same.spread == pytest.approx(3.0)  # the model's costs spread 3x the world's
+    assert same.level == pytest.approx((3 * np.median(true) + 1) / np.median(true))
     flat = ranking_stats(np.ones(10), true, num_elites=3)  # a model that moves nothing
-    assert flat.spearman == 0.0
+    assert flat.spearman == 0.0 and flat.spread == 0.0
     swapped = ranking_stats(np.array([1.0, 0.0, *true[2:]]), true, num_elites=1)
     assert swapped.elite_overlap == 0.0 and swapped.regret == pytest.approx(1.0 / 4.5)
     with pytest.raises(ValueError, match="same length"):

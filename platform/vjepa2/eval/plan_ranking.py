@@ -28,6 +28,11 @@ class RankingStats:
     spearman: float  # rank correlation of model and true costs over the candidates
     elite_overlap: float  # share of the model's elites that are also the true elites
     regret: float  # true cost of the model's pick: 0 = the true best, 1 = the median candidate
+    # How far the model's costs spread over the candidates against the world's (interquartile
+    # ranges): near 0, the model predicts much the same future whatever the actions.
+    spread: float
+    # The model's median cost over the world's: under 1, it promises more than the world gives.
+    level: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -65,7 +70,15 @@ def ranking_stats(model_cost: np.ndarray, true_cost: np.ndarray, num_elites: int
     best, median = float(true_cost.min()), float(np.median(true_cost))
     picked = float(true_cost[int(np.argmin(model_cost))])
     regret = (picked - best) / (median - best) if median > best else 0.0
-    return RankingStats(rho, len(model_elites & true_elites) / num_elites, regret)
+    true_iqr = _iqr(true_cost)
+    spread = _iqr(model_cost) / true_iqr if true_iqr > 0 else float("nan")
+    level = float(np.median(model_cost)) / median if median > 0 else float("nan")
+    return RankingStats(rho, len(model_elites & true_elites) / num_elites, regret, spread, level)
+
+
+def _iqr(x: np.ndarray) -> float:
+    q1, q3 = np.percentile(x, [25, 75])
+    return float(q3 - q1)
 
 
 @torch.no_grad()
