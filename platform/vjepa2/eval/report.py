@@ -98,7 +98,7 @@ def log_ablations(checkpoint: Path, rows: list[dict], artifacts: list[Path], uri
 
 def rollout_table(cos: dict, episodes: int) -> str:
     """Held-out rollout quality by horizon: cos-sim of the model and of the copy baseline,
-    and the model's squared error relative to copy's."""
+    and the model's squared error relative to copy's and to the average future state's."""
     hs = list(cos["model"])  # 1/5/10 steps, fewer where the episodes are short for the frameskip
     steps = " | ".join(f"{k} step{'s' if str(k) != '1' else ''}" for k in hs)
     lines = [f"| {episodes} held-out episodes | {steps} |", "|---|" + "---|" * len(hs)]
@@ -106,8 +106,11 @@ def rollout_table(cos: dict, episodes: int) -> str:
         "model": "cos-sim, world model",
         "copy": "cos-sim, copy baseline (s_t)",
         "error_vs_copy": "squared error / copy's (< 1 beats copy)",
+        "error_vs_mean": "squared error / the average state's (< 1 beats it)",
     }
     for key, label in labels.items():
+        if key not in cos:  # results written before the average-state baseline existed
+            continue
         row = " | ".join(f"{cos[key][k]:.4f}" for k in hs)
         lines.append(f"| {label} | {row} |")
     return "\n".join(lines)
