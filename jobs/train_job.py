@@ -64,13 +64,17 @@ def run_paths(cfg: JobConfig) -> tuple[Path, str, str]:
     return out, storage, kind
 
 
+def latest_checkpoint(storage: str, name: str) -> ray.train.Checkpoint | None:
+    """The newest checkpoint Ray holds for this run (None: none yet)."""
+    try:
+        return ray.train.Result.from_path(f"{storage.rstrip('/')}/{name}").checkpoint
+    except RuntimeError:  # no run folder / no checkpoint snapshot yet
+        return None
+
+
 def latest_step(storage: str, name: str) -> int:
     """Steps done by the newest checkpoint Ray holds for this run (0: none yet)."""
-    try:
-        result = ray.train.Result.from_path(f"{storage.rstrip('/')}/{name}")
-    except RuntimeError:  # no run folder / no checkpoint snapshot yet
-        return 0
-    ckpt = result.checkpoint
+    ckpt = latest_checkpoint(storage, name)
     if ckpt is None:
         return 0
     with ckpt.filesystem.open_input_stream(f"{ckpt.path}/{PROGRESS_FILE}") as f:
@@ -154,6 +158,11 @@ def _train(
     final: Path,
     end: int,
 ) -> None:
+    if latest_step(storage, name) >= end:
+        # Every step is done and checkpointed; only the copy to final.pt was lost (a crash
+        # in between). Training zero steps would need a stream of zero samples: copy instead.
+        _copy_final(latest_checkpoint(storage, name), final)
+        return
     c = cfg.cluster
     datasets = {}
     # One progress bar (the trainer's) rather than Ray Data's per-operator bars beside it;
@@ -191,7 +200,11 @@ def _train(
         raise result.error
     if result.checkpoint is None:
         raise RuntimeError(f"training {name} reported no checkpoint")
-    with result.checkpoint.as_directory() as d:
+    _copy_final(result.checkpoint, final)
+
+
+def _copy_final(checkpoint: ray.train.Checkpoint, final: Path) -> None:
+    with checkpoint.as_directory() as d:
         copy_checkpoint(Path(d) / CKPT_FILE, final)
 
 

@@ -188,14 +188,23 @@ def two_nodes(tmp_path):
 
 
 def submit(address: str, env: dict, *job: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
-         "--", "python", "-m", *job],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )  # fmt: skip
+    """``ray job submit``, retried while the head's job agent has not registered yet: the
+    dashboard answers ``ray job list`` first, and on a loaded machine the agent comes later."""
+    deadline = time.time() + 120
+    while True:
+        done = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
+             "--", "python", "-m", *job],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )  # fmt: skip
+        if "No available agent to submit job" not in done.stdout + done.stderr or (
+            time.time() > deadline
+        ):
+            return done
+        time.sleep(5)
 
 
 def tiny_pretraining(out: Path) -> list[str]:

@@ -172,6 +172,26 @@ def test_action_dimension_mismatch_is_refused_before_training(ray_cluster, tworo
         build_train_stream(cfg)
 
 
+def test_a_finished_run_that_lost_its_final_copy_gets_it_back(
+    ray_cluster, tworoom_dataset, tmp_path
+):
+    # A crash after the last checkpoint but before final.pt was copied: nothing is left to
+    # train, and a stream for zero remaining steps must not be built (it would hold none).
+    data = ["data.source=dataset", f"data.dataset.path={tworoom_dataset}", "tracking.enabled=false"]
+    cfg = apply_overrides(
+        get_preset("pretrain", "tiny"),
+        [f"train.out_dir={tmp_path}", "train.steps=2", "train.batch_size=2", *data],
+    )
+    first = fit(cfg, progress=False)
+    weights = load_checkpoint(first.checkpoint, kind="pretrain")["state"]
+    first.checkpoint.unlink()
+    again = fit(cfg, progress=False)
+    assert again.checkpoint.is_file() and not again.reused
+    restored = load_checkpoint(again.checkpoint, kind="pretrain")["state"]
+    assert restored["step"] == weights["step"] == 2
+    assert all(torch.equal(restored["model"][k], v) for k, v in weights["model"].items())
+
+
 def test_train_stream_holds_exactly_the_steps_still_to_run(ray_cluster, tworoom_dataset):
     from pipelines.train_data import build_train_stream
 
