@@ -65,7 +65,7 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         env.close()
     medians = {}
     for k in STATS:
-        values = [e[k] for e in episodes if e[k] is not None and np.isfinite(e[k])]
+        values = [e[k] for e in episodes if e[k] is not None]
         medians[k] = float(np.median(values)) if values else None
     return {"checkpoint": checkpoint, **medians, "episodes": episodes}
 

@@ -74,7 +74,11 @@ def latest_checkpoint(storage: str, name: str) -> ray.train.Checkpoint | None:
 
 def latest_step(storage: str, name: str) -> int:
     """Steps done by the newest checkpoint Ray holds for this run (0: none yet)."""
-    ckpt = latest_checkpoint(storage, name)
+    return checkpoint_step(latest_checkpoint(storage, name))
+
+
+def checkpoint_step(ckpt: ray.train.Checkpoint | None) -> int:
+    """Steps done by one of this runner's checkpoints (0 for None)."""
     if ckpt is None:
         return 0
     with ckpt.filesystem.open_input_stream(f"{ckpt.path}/{PROGRESS_FILE}") as f:
@@ -118,8 +122,14 @@ def fit(
     registered = out / "registered.json"
     try:
         end = cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
-        trained = latest_step(storage, name) < end or not final.exists()
-        if trained:
+        latest = latest_checkpoint(storage, name)
+        done = checkpoint_step(latest)
+        trained = done < end or not final.exists()
+        if trained and done >= end:
+            # Every step is checkpointed and only the copy to final.pt was lost (a crash in
+            # between): training zero steps would need a stream of zero samples.
+            _copy_final(latest, final)
+        elif trained:
             _train(cfg, out, storage, name, tracker, progress, final, end)
         version = json.loads(registered.read_text())["version"] if registered.exists() else None
         complete = end == cfg.train.steps
@@ -158,11 +168,6 @@ def _train(
     final: Path,
     end: int,
 ) -> None:
-    if latest_step(storage, name) >= end:
-        # Every step is done and checkpointed; only the copy to final.pt was lost (a crash
-        # in between). Training zero steps would need a stream of zero samples: copy instead.
-        _copy_final(latest_checkpoint(storage, name), final)
-        return
     c = cfg.cluster
     datasets = {}
     # One progress bar (the trainer's) rather than Ray Data's per-operator bars beside it;
