@@ -10,13 +10,22 @@ slowly (seed 4.2): it trains on the dynamics loss at a reduced learning rate whi
 With ``state.standardize`` every state, the dynamics model's inputs and targets and the
 planning energy's operands alike, is standardised per feature by statistics fitted on the
 first training batches (``models/standardizer.py``).
+
+With ``state.proprio_dims`` the state gains one token after the grid: the agent's own
+proprioception (those entries of the environment's true state vector), standardised by its own
+fitted statistics, scaled so that its variance is ``state.proprio_weight`` times the grid's,
+and zero-padded to the token width. The dynamics model predicts it like any token, and the
+planning energy compares it, so a frame that barely shows the agent still plans with it.
+Every ``encode`` and ``forward`` of such a model then takes the proprio beside the frames.
 """
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vjepa2.config.components import DynamicsLossConfig, OptimConfig
@@ -49,10 +58,24 @@ class WorldModel(nn.Module):
         self.dynamics = dynamics
         self.state_cfg, self.loss_cfg = state, loss
         self.standardizer: StateStandardizer | None = None
+        self.proprio_dims = state.proprio_dims
+        grid_tokens = dynamics.num_tokens - int(state.proprio)
         if state.standardize:
-            n, d = dynamics.num_tokens, dynamics.state_dim
+            n, d = grid_tokens, dynamics.state_dim
             shape = (d,) if state.pooled else (n, d)
             self.standardizer = StateStandardizer(shape, fit_batches=state.standardize_batches)
+        self.proprio_standardizer: StateStandardizer | None = None
+        if state.proprio:
+            if len(self.proprio_dims) > dynamics.state_dim or grid_tokens < 1:
+                raise ValueError(
+                    f"state.proprio_dims {self.proprio_dims} need a token of at least "
+                    f"{len(self.proprio_dims)} channels after a grid of at least one token; "
+                    f"the dynamics model has {dynamics.num_tokens} tokens of "
+                    f"{dynamics.state_dim} (resolve the config from the encoder first)"
+                )
+            self.proprio_standardizer = StateStandardizer(
+                (len(self.proprio_dims),), fit_batches=state.standardize_batches
+            )
 
     def train(self, mode: bool = True) -> WorldModel:
         super().train(mode)
@@ -82,10 +105,59 @@ class WorldModel(nn.Module):
             self.standardizer.update(states.reshape(-1, *self.standardizer.mean.shape))
         return self.standardizer(states)
 
+    def proprio_of(self, true_states: np.ndarray | Tensor) -> Tensor | None:
+        """The proprio entries of true state vectors or snapshots [..., S] (their leading
+        entries are the state vector), as float32; None when the state has no proprio."""
+        if not self.proprio_dims:
+            return None
+        x = torch.as_tensor(np.asarray(true_states, np.float32))
+        if x.dim() == 0 or x.shape[-1] <= max(self.proprio_dims):
+            raise ValueError(
+                f"true states of shape {tuple(x.shape)} lack entries {self.proprio_dims} "
+                "(state.proprio_dims)"
+            )
+        return x[..., list(self.proprio_dims)]
+
+    def proprio_gain(self) -> Tensor:
+        """What a standardised proprio feature is multiplied by: the square root of
+        ``proprio_weight`` x the grid's standardised variance per proprio feature."""
+        assert self.standardizer is not None  # the config requires it with proprio
+        grid = self.standardizer.standardized_variance()
+        return (self.state_cfg.proprio_weight * grid / len(self.proprio_dims)).sqrt()
+
+    def _with_proprio(self, grid: Tensor, proprio: Tensor | None, fit: bool = False) -> Tensor:
+        """Grid states [..., N, D] and their proprio [..., d_p] -> states [..., N+1, D]."""
+        if self.proprio_standardizer is None:
+            if proprio is not None:
+                raise ValueError(
+                    "this world model's state has no proprio token (state.proprio_dims is "
+                    "empty): pass frames alone"
+                )
+            return grid
+        d_p = len(self.proprio_dims)
+        if proprio is None:
+            raise ValueError(
+                f"this world model's state includes the agent's proprioception (entries "
+                f"{self.proprio_dims} of the true state): pass proprio [..., {d_p}] with "
+                "the frames"
+            )
+        if tuple(proprio.shape) != (*grid.shape[:-2], d_p):
+            raise ValueError(
+                f"proprio {tuple(proprio.shape)} does not match states "
+                f"{tuple(grid.shape[:-2])} x {d_p} entries"
+            )
+        p = proprio.to(device=grid.device, dtype=torch.float32)
+        if fit:
+            self.proprio_standardizer.update(p.reshape(-1, d_p))
+        p = self.proprio_standardizer(p) * self.proprio_gain()
+        token = F.pad(p, (0, grid.shape[-1] - d_p)).unsqueeze(-2).to(grid.dtype)
+        return torch.cat([grid, token], dim=-2)
+
     @torch.no_grad()
-    def encode(self, frames: Tensor) -> Tensor:
-        """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D]."""
-        return self._standardize(self._states(self.encoder, frames))
+    def encode(self, frames: Tensor, proprio: Tensor | None = None) -> Tensor:
+        """Normalised frames [..., C, H, W] -> states [..., D] (pooled) or [..., N, D];
+        with ``state.proprio_dims``, ``proprio`` [..., d_p] adds the last token."""
+        return self._with_proprio(self._standardize(self._states(self.encoder, frames)), proprio)
 
     def encoder_param_groups(self, optim: OptimConfig) -> list[dict]:
         """The adapting encoder's optimizer groups (at lr x adapt_lr_scale); none if frozen."""
@@ -108,8 +180,11 @@ class WorldModel(nn.Module):
     def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
         return self.dynamics.rollout(state, actions)
 
-    def forward(self, frames: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss on windows: frames [B, H+1, C, h, w], actions [B, H, d_a].
+    def forward(
+        self, frames: Tensor, actions: Tensor, proprio: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss on windows: frames [B, H+1, C, h, w], actions [B, H, d_a] and, with
+        ``state.proprio_dims``, proprio [B, H+1, d_p].
 
         Horizon 1 is the seed's next-state loss; longer windows add the discounted
         autoregressive multi-step loss, exposing the model to its own compounding errors.
@@ -136,13 +211,16 @@ class WorldModel(nn.Module):
         if self.target_encoder is None:
             with torch.no_grad():
                 states = self._standardize(self._states(self.encoder, frames), fit)
+                states = self._with_proprio(states, proprio, fit)
             start, targets = states[:, 0], states[:, 1 : horizon + 1]
         else:
+            p_next = None if proprio is None else proprio[:, 1 : horizon + 1]
             with torch.no_grad():
                 raw = self._states(self.target_encoder, frames[:, 1 : horizon + 1])
-                targets = self._standardize(raw, fit)
+                targets = self._with_proprio(self._standardize(raw, fit), p_next, fit)
             # The gradient reaches the adapting encoder through the start state.
             start = self._standardize(self._states(self.encoder, frames[:, 0]))
+            start = self._with_proprio(start, None if proprio is None else proprio[:, 0])
         if horizon == 1:
             pred = self.step(start, actions[:, 0]).unsqueeze(1)
             loss = latent_loss(pred, targets, self.loss_cfg.kind)

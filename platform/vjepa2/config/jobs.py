@@ -155,6 +155,18 @@ class StateConfig:
     # dynamics model's inputs, its loss and the planning energy.
     standardize: bool = False
     standardize_batches: int = 50
+    # Proprioception, as V-JEPA 2-AC feeds its end-effector state: these entries of the
+    # environment's true state vector (the dataset's ``states`` column; a planning episode's
+    # snapshots) join the state as one more token, standardised, so the dynamics model
+    # predicts them and the planning energy compares them. () is the seed's frames-only state.
+    proprio_dims: tuple[int, ...] = ()
+    # The proprio token's share of the state's variance against the whole token grid's: 1.0
+    # weighs the agent's own position as much as everything the frames show.
+    proprio_weight: float = 1.0
+
+    @property
+    def proprio(self) -> bool:
+        return bool(self.proprio_dims)
 
     @property
     def num_views(self) -> int:
@@ -163,6 +175,18 @@ class StateConfig:
 
     def __post_init__(self) -> None:
         self.blur_px = tuple(float(s) for s in self.blur_px)
+        self.proprio_dims = tuple(int(i) for i in self.proprio_dims)
+        _check(all(i >= 0 for i in self.proprio_dims), "state.proprio_dims must be >= 0")
+        _check(
+            len(set(self.proprio_dims)) == len(self.proprio_dims),
+            "state.proprio_dims must not repeat an entry",
+        )
+        _check(self.proprio_weight > 0, "state.proprio_weight must be > 0")
+        _check(
+            not self.proprio_dims or (self.standardize and not self.pooled),
+            "state.proprio_dims adds a token in standardised units: it needs "
+            "state.standardize=true and state.pooled=false",
+        )
         _check(all(s > 0 for s in self.blur_px), "state.blur_px sigmas must be > 0")
         _check(
             self.sharp_view or bool(self.blur_px),

@@ -71,18 +71,37 @@ def replay_frames(env: WorldEnv, state: np.ndarray, actions: np.ndarray, keep: l
     give it a private copy."""
     if hasattr(env, "replay_frames"):
         return env.replay_frames(state, actions, keep)
+    return np.asarray(_replay_each(env, state, actions, keep, lambda frame: frame))
+
+
+def replay_frames_and_states(
+    env: WorldEnv, state: np.ndarray, actions: np.ndarray, keep: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``replay_frames`` and the true state after each kept step, [K, len(keep), S]: the
+    state vector, which leads every snapshot (PushT's own batched replay), or the whole
+    snapshot (any other env, one sequence at a time)."""
+    if hasattr(env, "replay_frames_and_poses"):
+        return env.replay_frames_and_poses(state, actions, keep)
+    both = _replay_each(env, state, actions, keep, lambda frame: (frame, env.get_state().copy()))
+    frames = np.asarray([[f for f, _ in seq] for seq in both])
+    return frames, np.asarray([[s for _, s in seq] for seq in both])
+
+
+def _replay_each(env: WorldEnv, state: np.ndarray, actions: np.ndarray, keep: list[int], read):
+    """Per action sequence, ``read(frame)`` after each kept step (a terminated or truncated
+    replay stays where it stopped)."""
     out = []
     for seq in np.asarray(actions):
         env.set_state(state)
-        frame, frames, over = env.render(), {}, False
+        frame, kept, over = env.render(), {}, False
         for i, a in enumerate(seq):
             if not over:
                 frame, _, terminated, truncated, _ = env.step(a)
                 over = terminated or truncated
             if i in keep:
-                frames[i] = frame
-        out.append([frames[i] for i in keep])
-    return np.asarray(out)
+                kept[i] = read(frame)
+        out.append([kept[i] for i in keep])
+    return out
 
 
 def make_env(name: str, **kwargs: Any) -> WorldEnv:

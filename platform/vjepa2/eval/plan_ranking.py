@@ -95,10 +95,17 @@ def candidate_costs(
             f"expected plans [K, H, {agent.planner.action_dim}], got {tuple(actions.shape)}"
         )
     sim.set_state(episode.start_state)
-    start = agent.encode(sim.render())
-    goal = agent.encode(episode.goal_frame)
+    proprio = bool(agent.proprio_dims)
+    start = agent.encode(sim.render(), episode.start_state if proprio else None)
+    goal = agent.encode(episode.goal_frame, episode.goal_state if proprio else None)
     model_cost = agent.planner.rollout_cost(start, goal, actions[None].to(start.device))
-    exact = TrueDynamicsCEM(sim, agent.encode_frames, agent.planner.action_dim, agent.planner.cfg)
+    exact = TrueDynamicsCEM(
+        sim,
+        agent.encode_frames,
+        agent.planner.action_dim,
+        agent.planner.cfg,
+        with_states=proprio,
+    )
     snapshot = torch.from_numpy(np.asarray(episode.start_state, np.float64))[None]
     true_cost = exact.rollout_cost(snapshot, goal, actions[None])
     return model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()

@@ -9,6 +9,7 @@ so an error/copy near 0.5 says no more than the average frame.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,8 +30,11 @@ def rollout_cosine(
     frames: Tensor,
     actions: Tensor,
     horizons: tuple[int, ...] = (1, 5, 10),
+    proprio: Tensor | None = None,
 ) -> dict[str, dict[int, float]]:
     """frames [B, T, C, H, W] (normalised), actions [B, T-1, d_a] -> cos-sim per horizon.
+    A model with proprioception also takes ``proprio`` [B, T, d_p]; its figures cover the
+    frames' tokens only, so they compare with frames-only models.
 
     Returns ``{"model": {k: cos}, "copy": {k: cos}, "error_vs_copy": {k: ratio},
     "error_vs_mean": {k: ratio}}``.
@@ -40,9 +44,13 @@ def rollout_cosine(
         raise ValueError(f"horizon {max_h} needs {max_h + 1} frames; got {frames.shape[1]}")
     was_training = model.training
     model.eval()
-    states = model.encode(frames[:, : max_h + 1])
+    seen = frames[:, : max_h + 1]
+    p = None if proprio is None else proprio[:, : max_h + 1]
+    states = model.encode(seen) if p is None else model.encode(seen, p)
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
     model.train(was_training)
+    if p is not None:  # the proprio token is the last one
+        states, predicted = states[..., :-1, :], predicted[..., :-1, :]
 
     def err(pred: Tensor, k: int) -> Tensor:
         return (pred.float() - states[:, k].float()).pow(2).sum()
@@ -100,10 +108,18 @@ def held_out_rollout_cosine(
     fits = tuple(h for h in horizons if h <= reach)
     if len(fits) < len(horizons) and reach not in fits:
         fits = (*fits, reach)
-    frames, actions = load_episode_windows(
-        root, split, num_frames=max(fits) + 1, frameskip=frameskip
+    frames, actions, states = load_episode_windows(
+        root, split, num_frames=max(fits) + 1, frameskip=frameskip, true_states=True
     )
-    return rollout_cosine(model, frames, actions, fits), len(frames)
+    proprio = None
+    if model.proprio_dims:
+        if states is None:
+            raise ValueError(
+                f"{root}: the model reads proprioception from true states, and "
+                f"some {split!r} episodes have none"
+            )
+        proprio = model.proprio_of(states)
+    return rollout_cosine(model, frames, actions, fits, proprio), len(frames)
 
 
 def load_episode_windows(
@@ -112,13 +128,16 @@ def load_episode_windows(
     num_frames: int = 11,
     max_episodes: int = 64,
     frameskip: int = 1,
-) -> tuple[Tensor, Tensor]:
+    true_states: bool = False,
+):
     """The first ``num_frames`` frames (normalised, every ``frameskip``-th) and their actions
     of a split's episodes.
 
     Returns frames [B, num_frames, C, H, W] and actions [B, num_frames-1, d_a * frameskip]
     (each row the k raw actions between two kept frames, concatenated as in training);
-    episodes too short are left out, and none at all is an error.
+    episodes too short are left out, and none at all is an error. With ``true_states`` a
+    third tensor holds the kept frames' true states [B, num_frames, S], or is None when an
+    episode lacks them.
     """
     from vjepa2.data.clips import window_actions
     from vjepa2.data.dataset import VideoActionDataset
@@ -126,15 +145,20 @@ def load_episode_windows(
 
     ds = VideoActionDataset.open(root)
     span = (num_frames - 1) * frameskip + 1
-    frames, actions = [], []
+    frames, actions, states = [], [], []
     for ep in ds:
         if ep.split != split or ep.num_frames < span or ep.actions is None:
             continue
         with ds.open_video(ep) as reader:
             frames.append(torch.from_numpy(reader.get_frames(range(0, span, frameskip))))
         actions.append(torch.from_numpy(window_actions(ep.actions, 0, num_frames - 1, frameskip)))
+        if ep.states is not None:
+            states.append(torch.from_numpy(np.asarray(ep.states[:span:frameskip], np.float32)))
         if len(frames) == max_episodes:
             break
     if not frames:
         raise ValueError(f"{root}: no {split!r} episode has {span} frames")
-    return normalize_frames(torch.stack(frames)), torch.stack(actions)
+    out = normalize_frames(torch.stack(frames)), torch.stack(actions)
+    if not true_states:
+        return out
+    return (*out, torch.stack(states) if len(states) == len(frames) else None)

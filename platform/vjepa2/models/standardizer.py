@@ -70,5 +70,13 @@ class StateStandardizer(nn.Module):
         self.shift.copy_(self.mean.float())
         self.scale.copy_(std.clamp_min(float(floor)).clamp_min(1e-12).float())
 
+    def standardized_variance(self) -> Tensor:
+        """The fitted data's variance summed over features, in standardised units: the
+        number of features that move, less those held under the floor. 0 before any fit."""
+        if float(self.count) == 0:
+            return torch.zeros((), dtype=self.scale.dtype, device=self.scale.device)
+        std = (self.m2 / self.count).sqrt()
+        return (std / self.scale.double()).pow(2).sum().to(self.scale.dtype)
+
     def forward(self, states: Tensor) -> Tensor:
         return (states - self.shift) / self.scale

@@ -38,6 +38,12 @@ class PlanningModel(Protocol):
     def step(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
 
 
+def model_proprio_dims(model: PlanningModel) -> tuple[int, ...]:
+    """Entries of the true state a model's states carry as proprioception (a ``WorldModel``
+    with ``state.proprio_dims``); () for frames-only models."""
+    return tuple(getattr(model, "proprio_dims", ()))
+
+
 def planning_dims(model: PlanningModel) -> tuple[int, int]:
     """(img_size, action_dim): declared by the model (the pixel world model), or read off a
     ``WorldModel``'s encoder and dynamics, which own them there."""
@@ -52,7 +58,9 @@ class PlannerAgent:
     With ``audit_env`` (a private copy of the episode's environment), each plan is also
     replayed from the true snapshot that ``run_episode`` hands over (``observe_state``) and
     scored as the planner scored it: ``audits`` then holds one ``PlanAudit`` per plan of the
-    current episode. The plan itself never sees the snapshot, only the frame.
+    current episode. The plan itself never sees the snapshot, only the frame, except for a
+    model whose state carries proprioception: it reads those entries (the agent's own
+    sensors) from the snapshot, and the goal's from the episode's goal state.
     """
 
     def __init__(
@@ -70,32 +78,53 @@ class PlannerAgent:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.img_size, action_dim = planning_dims(model)
+        self.proprio_dims = model_proprio_dims(model)
         self.planner = CEMPlanner(model.step, action_dim, cfg)
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
         self.auditor = (
             None
             if audit_env is None
-            else PlanAuditor(audit_env, self.encode_frames, action_dim, cfg)
+            else PlanAuditor(
+                audit_env, self.encode_frames, action_dim, cfg, with_states=bool(self.proprio_dims)
+            )
         )
         self.audits: list[PlanAudit] = []
-        self._audit_snapshot: np.ndarray | None = None
+        self._snapshot: np.ndarray | None = None
         self._goal: torch.Tensor | None = None
         self._mean: torch.Tensor | None = None
         self._gen = torch.Generator(device=self.device)
 
-    def encode(self, frame: np.ndarray) -> torch.Tensor:
-        return self.encode_frames([frame])
+    def encode(self, frame: np.ndarray, true_state: np.ndarray | None = None) -> torch.Tensor:
+        return self.encode_frames([frame], None if true_state is None else [true_state])
 
     @torch.no_grad()
-    def encode_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """RGB frames of any size -> states [len(frames), *S]."""
+    def encode_frames(self, frames, true_states=None) -> torch.Tensor:
+        """RGB frames of any size -> states [len(frames), *S]. A model with proprioception
+        also needs each frame's true state vector or snapshot (``true_states`` [n, S])."""
         x = np.stack([resize_square(f, self.img_size) for f in frames])
-        return self.model.encode(normalize_frames(torch.from_numpy(x).to(self.device)))
+        x = normalize_frames(torch.from_numpy(x).to(self.device))
+        if not self.proprio_dims:
+            return self.model.encode(x)
+        if true_states is None:
+            raise ValueError(
+                f"{self.name}: the model's state includes proprioception (true-state entries "
+                f"{self.proprio_dims}); pass each frame's true state"
+            )
+        proprio = self.model.proprio_of(np.asarray(true_states, np.float64))
+        return self.model.encode(x, proprio.to(self.device))
 
     def planning_state(self, frame: np.ndarray) -> torch.Tensor:
-        """What the planner starts from: the encoded frame."""
-        return self.encode(frame)
+        """What the planner starts from: the encoded frame (and proprioception, from the
+        snapshot ``observe_state`` handed over)."""
+        if not self.proprio_dims:
+            return self.encode(frame)
+        if self._snapshot is None:
+            raise RuntimeError(
+                f"{self.name}: a model with proprioception needs observe_state(env.get_state()) "
+                "before each act"
+            )
+        return self.encode(frame, self._snapshot)
 
     @torch.no_grad()
     def step_flops(self, frame: np.ndarray) -> int:
@@ -104,15 +133,17 @@ class PlannerAgent:
         return flops_per_step(self.model.step, self.encode(frame), action)
 
     def reset(self, episode: PlanningEpisode) -> None:
-        self._goal = self.encode(episode.goal_frame)
+        goal_state = episode.goal_state if self.proprio_dims else None
+        self._goal = self.encode(episode.goal_frame, goal_state)
         self._mean = None
         self._gen.manual_seed(self.planner.cfg.seed * 1_000_003 + episode.seed)
         self.audits = []
 
     def observe_state(self, snapshot: np.ndarray) -> None:
-        """The true snapshot before the next ``act``: used only to audit that plan."""
-        if self.auditor is not None:
-            self._audit_snapshot = np.asarray(snapshot, np.float64).copy()
+        """The true snapshot before the next ``act``: it audits that plan, and a model with
+        proprioception reads its own entries from it."""
+        if self.auditor is not None or self.proprio_dims:
+            self._snapshot = np.asarray(snapshot, np.float64).copy()
 
     @torch.no_grad()
     def act(self, frame: np.ndarray) -> np.ndarray:
@@ -123,8 +154,9 @@ class PlannerAgent:
         result = self.planner.plan(state, self._goal, init_mean=init, generator=self._gen)
         self._mean = shift_plan(result.mean, self.execute)
         self.plan_seconds.append(time.perf_counter() - t0)
-        if self.auditor is not None and self._audit_snapshot is not None:
-            snapshot, self._audit_snapshot = self._audit_snapshot, None
+        # Each plan reads only the snapshot taken just before it.
+        snapshot, self._snapshot = self._snapshot, None
+        if self.auditor is not None and snapshot is not None:
             self.audits.append(
                 self.auditor.audit(
                     snapshot, state, self._goal, result.actions[0], float(result.cost[0])

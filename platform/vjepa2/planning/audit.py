@@ -52,11 +52,19 @@ class PlanAudit:
 class PlanAuditor:
     """Scores a plan's actions on a private environment copy, as the planner scored them."""
 
-    def __init__(self, sim: WorldEnv, encode_frames, action_dim: int, cfg: CEMConfig) -> None:
+    def __init__(
+        self,
+        sim: WorldEnv,
+        encode_frames,
+        action_dim: int,
+        cfg: CEMConfig,
+        *,
+        with_states: bool = False,
+    ) -> None:
         from vjepa2.planning.true_dynamics import TrueDynamicsCEM
 
         self.cfg = cfg
-        self._replay = TrueDynamicsCEM(sim, encode_frames, action_dim, cfg)
+        self._replay = TrueDynamicsCEM(sim, encode_frames, action_dim, cfg, with_states=with_states)
 
     @torch.no_grad()
     def audit(

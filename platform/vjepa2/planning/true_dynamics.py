@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vjepa2.envs.registry import WorldEnv, replay_frames
+from vjepa2.envs.registry import WorldEnv, replay_frames, replay_frames_and_states
 from vjepa2.planning.agents import PlannerAgent, PlanningModel
 from vjepa2.planning.cem import CEMConfig, CEMPlanner, combine_costs, energy, scored_steps
 
@@ -30,10 +30,19 @@ ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
 
 
 class TrueDynamicsCEM(CEMPlanner):
-    """CEM whose states are environment snapshots [B, S] and whose goals are latents."""
+    """CEM whose states are environment snapshots [B, S] and whose goals are latents.
+
+    ``with_states``: ``encode_frames(frames, true_states)`` also takes the true state after
+    each replayed step (a model whose state carries proprioception)."""
 
     def __init__(
-        self, sim: WorldEnv, encode_frames, action_dim: int, cfg: CEMConfig | None = None
+        self,
+        sim: WorldEnv,
+        encode_frames,
+        action_dim: int,
+        cfg: CEMConfig | None = None,
+        *,
+        with_states: bool = False,
     ) -> None:
         super().__init__(self._unused_step, action_dim, cfg)
         env_dim = int(np.prod(sim.action_space.shape))
@@ -42,7 +51,7 @@ class TrueDynamicsCEM(CEMPlanner):
                 f"a plan action of {action_dim} values is not a whole number of "
                 f"{env_dim}-dim environment actions (frameskip)"
             )
-        self.sim, self.encode_frames = sim, encode_frames
+        self.sim, self.encode_frames, self.with_states = sim, encode_frames, with_states
         self.env_dim, self.frameskip = env_dim, action_dim // env_dim
 
     @staticmethod
@@ -64,18 +73,24 @@ class TrueDynamicsCEM(CEMPlanner):
         env_keep = [(t + 1) * self.frameskip - 1 for t in keep]
         acts = actions.double().cpu().numpy().reshape(b, k, h * self.frameskip, self.env_dim)
         snaps = state.double().cpu().numpy()
-        frames = [
-            f
-            for i in range(b)
-            for candidate in replay_frames(self.sim, snaps[i], acts[i], env_keep)
-            for f in candidate
-        ]
-        z = torch.cat(
-            [
-                self.encode_frames(frames[i : i + ENCODE_CHUNK])
-                for i in range(0, len(frames), ENCODE_CHUNK)
-            ]
-        )
+        frames, states = [], []
+        for i in range(b):
+            if self.with_states:
+                f, s = replay_frames_and_states(self.sim, snaps[i], acts[i], env_keep)
+                states.extend(s.reshape(-1, s.shape[-1]))
+            else:
+                f = replay_frames(self.sim, snaps[i], acts[i], env_keep)
+            frames.extend(np.asarray(f).reshape(-1, *np.shape(f)[-3:]))
+        chunks = range(0, len(frames), ENCODE_CHUNK)
+        if self.with_states:
+            z = torch.cat(
+                [
+                    self.encode_frames(frames[i : i + ENCODE_CHUNK], states[i : i + ENCODE_CHUNK])
+                    for i in chunks
+                ]
+            )
+        else:
+            z = torch.cat([self.encode_frames(frames[i : i + ENCODE_CHUNK]) for i in chunks])
         g = goal.repeat_interleave(k * len(keep), dim=0)
         e = energy(z, g.to(z.device), self.cfg.energy)
         return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k).to(actions.device)
@@ -97,7 +112,13 @@ class TrueDynamicsAgent(PlannerAgent):
         super().__init__(
             model, cfg, execute=execute, warm_start=warm_start, device=device, name=NAME
         )
-        self.planner = TrueDynamicsCEM(sim, self.encode_frames, self.planner.action_dim, cfg)
+        self.planner = TrueDynamicsCEM(
+            sim,
+            self.encode_frames,
+            self.planner.action_dim,
+            cfg,
+            with_states=bool(self.proprio_dims),
+        )
         self._snapshot: np.ndarray | None = None
 
     def observe_state(self, snapshot: np.ndarray) -> None:

@@ -28,10 +28,12 @@ def load_pretrained(path: str | Path, map_location: str = "cpu") -> tuple[VJEPA,
 
 
 def resolve_dynamics_config(cfg: DynamicsTrainConfig, encoder: VideoViT) -> DynamicsTrainConfig:
-    """Fill the dynamics model's state width and token count from the encoder."""
+    """Fill the dynamics model's state width and token count from the encoder (each view's
+    grid, and the proprio token when the state has one)."""
     enc = encoder.cfg
     views = cfg.state.num_views
     tokens = 1 if cfg.state.pooled else views * (enc.img_size // enc.patch_size) ** 2
+    tokens += int(cfg.state.proprio)
     dyn = replace(cfg.dynamics, state_dim=enc.embed_dim, num_tokens=tokens)
     return replace(cfg, encoder=enc, dynamics=dyn)
 

@@ -150,6 +150,7 @@ class InMemoryBatches:
         cfg = task.cfg
         self.kind, self.horizon, self.batch_size = task.kind, task.horizon, batch_size
         self.num_frames = cfg.encoder.num_frames
+        proprio_dims = cfg.state.proprio_dims if task.kind == "dynamics" else ()
         if cfg.data.source == "dataset":
             d = cfg.data.dataset
             self.source: SyntheticSource | DatasetSource = DatasetSource(
@@ -159,10 +160,13 @@ class InMemoryBatches:
                 frame_stride=d.frame_stride,
                 frameskip=d.frameskip,
                 img_size=cfg.encoder.img_size,
+                proprio_dims=proprio_dims,
             )
         else:
             frames = self.num_frames if task.kind == "pretrain" else max(task.horizon + 1, 8)
-            self.source = SyntheticSource(cfg.data, cfg.encoder, frames, task.device)
+            self.source = SyntheticSource(
+                cfg.data, cfg.encoder, frames, task.device, proprio_dims=proprio_dims
+            )
         self.seed, self.rank = cfg.train.seed + 1, rank
 
     def batch(self, step: int) -> tuple[Tensor, ...]:

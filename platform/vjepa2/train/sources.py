@@ -16,11 +16,23 @@ from vjepa2.data.synthetic import moving_shapes
 from vjepa2.data.transforms import normalize_frames, normalize_video
 
 
+def _check_proprio_dims(dims: tuple[int, ...], width: int, what: str) -> None:
+    if dims and max(dims) >= width:
+        raise ValueError(f"{what}: state.proprio_dims {dims} index true states of {width} entries")
+
+
 class SyntheticSource:
-    """Moving-shape videos held as uint8 on ``device``; normalised per batch."""
+    """Moving-shape videos held as uint8 on ``device``; normalised per batch. Their true
+    state (the agent's centre) is what ``proprio_dims`` selects from."""
 
     def __init__(
-        self, data: DataConfig, encoder: EncoderConfig, num_frames: int, device: torch.device
+        self,
+        data: DataConfig,
+        encoder: EncoderConfig,
+        num_frames: int,
+        device: torch.device,
+        *,
+        proprio_dims: tuple[int, ...] = (),
     ) -> None:
         syn = data.synthetic
         videos = moving_shapes(
@@ -34,6 +46,8 @@ class SyntheticSource:
         self.frames = torch.from_numpy(videos.frames).to(device)
         self.actions = torch.from_numpy(videos.actions).to(device)
         self.states = torch.from_numpy(videos.states).to(device)
+        _check_proprio_dims(proprio_dims, self.states.shape[-1], "synthetic data")
+        self.proprio_dims = list(proprio_dims)
 
     def __len__(self) -> int:
         return self.frames.shape[0]
@@ -44,8 +58,9 @@ class SyntheticSource:
 
     def windows(
         self, batch_size: int, horizon: int, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
-        """(frames [B, horizon+1, C, H, W], actions [B, horizon, d_a]) at random offsets."""
+    ) -> tuple[Tensor, ...]:
+        """(frames [B, horizon+1, C, H, W], actions [B, horizon, d_a]) at random offsets,
+        and proprio [B, horizon+1, d_p] with ``proprio_dims``."""
         n, t = self.frames.shape[:2]
         if horizon + 1 > t:
             raise ValueError(f"a window of {horizon} steps needs {horizon + 1} frames; have {t}")
@@ -55,7 +70,10 @@ class SyntheticSource:
         idx, offsets = idx.to(self.frames.device), offsets.to(self.frames.device)
         frames = self.frames[idx[:, None], offsets]
         actions = self.actions[idx[:, None], offsets[:, :-1]]
-        return normalize_frames(frames), actions
+        if not self.proprio_dims:
+            return normalize_frames(frames), actions
+        proprio = self.states[idx[:, None], offsets][..., self.proprio_dims]
+        return normalize_frames(frames), actions, proprio
 
 
 class DatasetSource:
@@ -74,6 +92,7 @@ class DatasetSource:
         frame_stride: int = 1,
         frameskip: int = 1,
         img_size: int | None = None,
+        proprio_dims: tuple[int, ...] = (),
     ) -> None:
         from vjepa2.data.dataset import VideoActionDataset
         from vjepa2.data.splits import split_episodes
@@ -82,7 +101,7 @@ class DatasetSource:
         episodes = split_episodes(ds.episodes).get(split, [])
         if not episodes:
             raise ValueError(f"{root}: no episodes in split {split!r}")
-        videos, actions = [], []
+        videos, actions, states = [], [], []
         for ep in episodes:
             with ds.open_video(ep) as reader:
                 frames = reader.get_frames(range(ep.num_frames))
@@ -94,6 +113,14 @@ class DatasetSource:
             videos.append(torch.from_numpy(frames))
             if ep.actions is not None:
                 actions.append(torch.from_numpy(np.asarray(ep.actions, np.float32)))
+            if proprio_dims:
+                if ep.states is None:
+                    raise ValueError(
+                        f"{ds.video_path(ep)}: state.proprio_dims {proprio_dims} select "
+                        "from the true states, and this episode has none"
+                    )
+                _check_proprio_dims(proprio_dims, ep.states.shape[1], str(ds.video_path(ep)))
+                states.append(torch.from_numpy(np.asarray(ep.states, np.float32)))
         t_max = max(v.shape[0] for v in videos)
         self.lengths = torch.tensor([v.shape[0] for v in videos], device=device)
         self.frames = torch.zeros((len(videos), t_max, *videos[0].shape[1:]), dtype=torch.uint8)
@@ -106,6 +133,12 @@ class DatasetSource:
             for i, a in enumerate(actions):
                 self.actions[i, : a.shape[0]] = a
             self.actions = self.actions.to(device)
+        self.proprio: Tensor | None = None
+        if proprio_dims:
+            self.proprio = torch.zeros((len(videos), t_max, len(proprio_dims)))
+            for i, st in enumerate(states):
+                self.proprio[i, : st.shape[0]] = st[:, list(proprio_dims)]
+            self.proprio = self.proprio.to(device)
         self.frame_stride, self.frameskip = frame_stride, frameskip
 
     def __len__(self) -> int:
@@ -130,8 +163,9 @@ class DatasetSource:
 
     def windows(
         self, batch_size: int, horizon: int, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
-        """Frames t, t+k, ..., t+Hk and the H actions between them, k raw actions each."""
+    ) -> tuple[Tensor, ...]:
+        """Frames t, t+k, ..., t+Hk and the H actions between them, k raw actions each; with
+        ``proprio_dims`` also the proprio at those frames [B, H+1, d_p]."""
         if self.actions is None:
             raise ValueError("Phase-2 windows need a dataset with actions")
         k = self.frameskip
@@ -142,4 +176,6 @@ class DatasetSource:
         idx, t, a_t = idx.to(dev), t.to(dev), a_t.to(dev)
         frames = self.frames[idx[:, None], t]
         actions = self.actions[idx[:, None], a_t].reshape(batch_size, horizon, -1)
-        return normalize_frames(frames), actions
+        if self.proprio is None:
+            return normalize_frames(frames), actions
+        return normalize_frames(frames), actions, self.proprio[idx[:, None], t]

@@ -124,6 +124,7 @@ def dynamics_step(
     optimizer: torch.optim.Optimizer,
     frames: Tensor,
     actions: Tensor,
+    proprio: Tensor | None = None,
     *,
     step: int,
     total_steps: int,
@@ -131,11 +132,13 @@ def dynamics_step(
     amp_dtype: torch.dtype | None = None,
 ) -> StepResult:
     """Phase 2: next-state (or multi-step) latent loss; the encoder is frozen unless it
-    adapts slowly, in which case its EMA target moves after the update."""
+    adapts slowly, in which case its EMA target moves after the update. ``proprio``
+    [B, H+1, d_p] comes with the windows of a state that has a proprio token."""
+    inputs = (frames, actions) if proprio is None else (frames, actions, proprio)
     result = optimize(
         model,
         optimizer,
-        (frames, actions),
+        inputs,
         step=step,
         total_steps=total_steps,
         optim_cfg=optim_cfg,
