@@ -4,7 +4,8 @@
 manifest (video index, start, sample id) is cut into blocks of at most
 ``DecodeConfig.batch_size`` rows along video boundaries, and a fixed pool of
 ``SampleDecoder`` actors (``pipelines.decode``) turns each block into ``frames`` uint8
-[B, T, H, W, 3] plus ``sample_id`` int64 (no strings: ``iter_torch_batches`` rejects them).
+[B, T, H, W, 3] plus ``sample_id`` int64 (no strings: ``iter_torch_batches`` rejects them)
+and any per-sample arrays the manifest carries (Phase 2: ``actions``, ``proprio``).
 
 Bad videos found while decoding raise a ``SampleDecodeError`` naming the file, or with
 ``on_error="skip"`` drop the sample and are logged to a small actor that
@@ -14,7 +15,7 @@ Bad videos found while decoding raise a ``SampleDecodeError`` naming the file, o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -137,9 +138,10 @@ def build_stream(
     on_error: OnError,
     epoch: int,
     *,
-    actions: np.ndarray | None = None,
+    per_sample: Mapping[str, np.ndarray] | None = None,
 ) -> StreamPipeline:
-    """Decode ``index`` (optionally carrying per-sample ``actions``) with an actor pool."""
+    """Decode ``index`` with an actor pool; each ``per_sample`` array (one row per sample,
+    e.g. ``actions``) rides along into the batches as a column of its name."""
     if not len(index):
         raise ValueError(
             f"no samples: {len(source.episodes)} videos, {len(index.too_short)} shorter than one "
@@ -150,7 +152,7 @@ def build_stream(
         raise ValueError("the videos have different sizes; set AugmentSpec.size to batch them")
     # Only a skipping stream needs the log (an idle actor still costs a worker's start-up).
     log = SkipLog.remote() if on_error == "skip" else None
-    blocks = manifest_blocks(index, decode.batch_size, actions=actions)
+    blocks = manifest_blocks(index, decode.batch_size, per_sample=per_sample)
     ds = ray.data.from_arrow(blocks).map_batches(
         SampleDecoder,
         batch_size=None,  # one call per manifest block: blocks are already cut along videos

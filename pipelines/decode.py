@@ -32,6 +32,9 @@ from pipelines.augment import AugmentSpec, augment_clip
 from vjepa2.data.dataset import DatasetError, OnError, SkipReport
 from vjepa2.data.video import Backend, VideoDecodeError, open_video
 
+# The manifest columns a decoder consumes; every other column is carried into the batch.
+_DECODE_INPUTS = ("video", "start")
+
 
 class SampleDecodeError(VideoDecodeError):
     """A sample's video failed while streaming; ``str()`` is ``"<path>: <problem>"``."""
@@ -71,7 +74,7 @@ class _Frames(Protocol):
 
 
 class SampleDecoder:
-    """Ray Data actor: manifest rows -> decoded, augmented uint8 frames (and actions)."""
+    """Ray Data actor: manifest rows -> decoded, augmented uint8 frames (and carried columns)."""
 
     def __init__(
         self,
@@ -110,9 +113,9 @@ class SampleDecoder:
         rows = zip(batch["sample_id"], batch["video"], batch["start"], strict=True)
         for i, (sid, video, start) in enumerate(rows):
             keep[i] = self._decode_into(frames[i], int(video), int(start), int(sid))
-        out = {"frames": frames, "sample_id": batch["sample_id"]}
-        if "actions" in batch:
-            out["actions"] = batch["actions"]
+        out = {"frames": frames}
+        # ``sample_id`` and the per-sample columns (actions, proprio) pass through as they are.
+        out.update((k, v) for k, v in batch.items() if k not in _DECODE_INPUTS)
         return out if keep.all() else {k: v[keep] for k, v in out.items()}
 
     def _decode_into(self, out: np.ndarray, video: int, start: int, sample_id: int) -> bool:

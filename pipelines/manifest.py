@@ -6,8 +6,9 @@ count or dim mismatch, NaN actions, ...) are found here by ``VideoActionDataset.
 either raise or land in the ``SkipReport``; plain videos carry no metadata, so they are probed
 here for their frame count and size.
 
-The manifest handed to Ray Data holds numbers only (video index, start, sample id, actions):
-paths travel once, to each decode actor, not once per sample.
+The manifest handed to Ray Data holds numbers only (video index, start, sample id, and
+per-sample arrays such as actions): paths travel once, to each decode actor, not once per
+sample.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from vjepa2.data.dataset import (
 )
 from vjepa2.data.dataset_fs import is_local
 from vjepa2.data.video import VideoDecodeError, open_video
+
+# What a decode actor reads from a manifest block; any other column is carried per sample.
+MANIFEST_COLUMNS = ("sample_id", "video", "start")
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,23 @@ def manifest_blocks(
     index: SampleIndex,
     rows_per_block: int,
     *,
-    actions: np.ndarray | None = None,
+    per_sample: Mapping[str, np.ndarray] | None = None,
 ) -> list[pa.Table]:
     """The index as Arrow tables of at most ``rows_per_block`` rows: one per decode call.
 
     Blocks follow ``video_aligned_chunks``, so a video's consecutive samples are decoded by
     one reader. Columns: ``sample_id`` (position in the index, seeds the augmentation),
-    ``video``, ``start``, and ``actions`` float32 [N, H, d] when given.
+    ``video``, ``start``, and each ``per_sample`` array (one row per sample, e.g. ``actions``
+    float32 [N, H, d]) under its name, which the decode actors pass through to the batches.
     """
+    per_sample = dict(per_sample or {})
+    for name, values in per_sample.items():
+        if name in MANIFEST_COLUMNS or name == "frames":
+            raise ValueError(f"per-sample column {name!r} would shadow a stream column")
+        if len(values) != len(index):
+            raise ValueError(
+                f"per-sample column {name!r} has {len(values)} rows for {len(index)} samples"
+            )
     out = []
     for lo, hi in video_aligned_chunks(index.video, rows_per_block):
         columns = {
@@ -116,8 +129,8 @@ def manifest_blocks(
             "video": pa.array(index.video[lo:hi]),
             "start": pa.array(index.start[lo:hi]),
         }
-        if actions is not None:
-            columns["actions"] = ArrowTensorArray.from_numpy(actions[lo:hi])
+        for name, values in per_sample.items():
+            columns[name] = ArrowTensorArray.from_numpy(values[lo:hi])
         out.append(pa.table(columns))
     return out
 

@@ -73,12 +73,17 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
         "limit": limit,
     }
     if dynamics:
-        return build_window_pipeline(WindowPipelineConfig(windows=windows, **common))
+        return build_window_pipeline(
+            WindowPipelineConfig(windows=windows, proprio_dims=cfg.state.proprio_dims, **common)
+        )
     return build_clip_pipeline(ClipPipelineConfig(clips=clips, **common))
 
 
 class StreamBatches:
     """One worker's batches from its dataset shard: uint8 in, normalised on its device.
+
+    ``batch(step)`` is ``(frames,)`` for pretraining, ``(frames, actions)`` for dynamics and
+    ``(frames, actions, proprio)`` when the stream carries proprio (``state.proprio_dims``).
 
     Every batch has exactly ``batch_size`` samples. Ray's local shuffle can hand out a short
     batch mid-stream when its buffer is under twice the batch (Ray 2.60, ray-project/ray#66085),
@@ -110,6 +115,8 @@ class StreamBatches:
         self._served += 1
         if self.kind == "pretrain":
             return (normalize_video(b["frames"]),)
+        if "proprio" in b:
+            return normalize_frames(b["frames"]), b["actions"].float(), b["proprio"].float()
         return normalize_frames(b["frames"]), b["actions"].float()
 
 

@@ -1,25 +1,28 @@
 """Phase-2 windows as a Ray Data stream: ``frames`` x_t..x_{t+H} and ``actions`` a_t..a_{t+H-1}.
 
 Each batch holds ``frames`` uint8 [B, H+1, h, w, 3], ``actions`` float32 [B, H, d_a*k] and
-``sample_id`` int64. With frame skip k the window's frames are t, t+k, ..., t+Hk and each of
-its H actions is the k raw actions it spans, concatenated in order (``window_actions``): k=1
-gives the dataset's actions unchanged.
+``sample_id`` int64, plus ``proprio`` float32 [B, H+1, d_p] when ``proprio_dims`` is set. With
+frame skip k the window's frames are t, t+k, ..., t+Hk and each of its H actions is the k raw
+actions it spans, concatenated in order (``window_actions``): k=1 gives the dataset's actions
+unchanged. ``proprio`` is the entries ``proprio_dims`` of the dataset's per-frame ``states`` at
+the window's frames.
 
-The actions are sliced on the driver into the manifest (they are small next to frames), so
-decode actors only decode and augment; flips are refused, they would mirror the frames but
-not the actions.
+Actions and proprio are sliced on the driver into the manifest (they are small next to
+frames), so decode actors only decode and augment; flips are refused, they would mirror the
+frames but not the actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipelines.augment import AugmentSpec
 from pipelines.clips import DecodeConfig, StreamPipeline, build_stream
-from pipelines.manifest import SourceSpec, load_source
-from vjepa2.data.clips import WindowSpec, epochs_slice, window_actions, window_index
+from pipelines.manifest import LoadedSource, SourceSpec, load_source
+from vjepa2.data.clips import WindowSpec, epochs_slice, window_index
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,18 @@ class WindowPipelineConfig:
     # A slice of the whole multi-epoch index: a resumed trainer skips what it consumed.
     skip: int = 0
     limit: int | None = None
+    # Entries of the dataset's per-frame ``states`` carried as ``proprio``; (): no proprio.
+    proprio_dims: tuple[int, ...] = ()
 
 
 def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
-    """Phase-2 stream of (frames, actions) windows from a video-action dataset."""
+    """Phase-2 stream of (frames, actions[, proprio]) windows from a video-action dataset."""
     cfg.augment.check_for_actions()
     source = load_source(cfg.source, require_actions=True)
+    # Checked first: a dataset without the states fails before any index is built.
+    proprio = (
+        episode_proprio(source, cfg.proprio_dims, cfg.source.source) if cfg.proprio_dims else None
+    )
     episodes = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
     index = epochs_slice(
         lambda e: window_index(episodes, cfg.windows, epoch=e),
@@ -48,29 +57,91 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
         skip=cfg.skip,
         limit=cfg.limit,
     )
-    actions = gather_window_actions(
-        [e.actions for e in source.episodes], index.video, index.start, cfg.windows
-    )
+    per_sample = {
+        "actions": gather_window_actions(
+            [e.actions for e in source.episodes], index.video, index.start, cfg.windows
+        )
+    }
+    if proprio is not None:
+        per_sample["proprio"] = gather_window_proprio(
+            proprio, index.video, index.start, cfg.windows
+        )
     return build_stream(
-        index, source, cfg.augment, cfg.decode, cfg.source.on_error, cfg.epoch, actions=actions
+        index,
+        source,
+        cfg.augment,
+        cfg.decode,
+        cfg.source.on_error,
+        cfg.epoch,
+        per_sample=per_sample,
     )
+
+
+def episode_proprio(source: LoadedSource, dims: Sequence[int], dataset: str) -> list[np.ndarray]:
+    """float32 [T, d_p] per episode: its ``states[:, dims]``; ValueError naming what is missing."""
+    cols = np.asarray(dims, np.int64)
+    out = []
+    for ep in source.episodes:
+        if ep.states is None:
+            raise ValueError(
+                f"{dataset}: episode {ep.episode_id!r} has no states; proprio_dims "
+                f"{tuple(dims)} are read from the dataset's per-frame states column"
+            )
+        width = ep.states.shape[1]
+        if cols.size and (cols.min() < 0 or cols.max() >= width):
+            raise ValueError(
+                f"{dataset}: episode {ep.episode_id!r} has {width}-dimensional states; "
+                f"proprio_dims {tuple(dims)} must lie in [0, {width})"
+            )
+        out.append(np.ascontiguousarray(ep.states[:, cols], np.float32))
+    return out
 
 
 def gather_window_actions(
     episode_actions: list[np.ndarray], video: np.ndarray, start: np.ndarray, spec: WindowSpec
 ) -> np.ndarray:
     """float32 [N, H, d_a*k]: ``window_actions`` for every sample, one gather per episode."""
-    d = episode_actions[0].shape[1] * spec.frameskip if episode_actions else 0
-    out = np.empty((len(start), spec.horizon, d), np.float32)
-    steps = np.arange(spec.horizon * spec.frameskip)
+    steps = np.arange(spec.horizon * spec.frameskip)  # the H*k raw actions a window spans
+    a = _gather_rows(episode_actions, video, start, steps, "actions")  # [N, H*k, d_a]
+    return a.reshape(len(start), spec.horizon, spec.frameskip * a.shape[2])
+
+
+def gather_window_proprio(
+    episode_proprio: list[np.ndarray], video: np.ndarray, start: np.ndarray, spec: WindowSpec
+) -> np.ndarray:
+    """float32 [N, H+1, d_p]: each episode's per-frame rows at frames t, t+k, ..., t+Hk."""
+    frames = spec.frameskip * np.arange(spec.num_frames)
+    return _gather_rows(episode_proprio, video, start, frames, "states")
+
+
+def _gather_rows(
+    arrays: list[np.ndarray],
+    video: np.ndarray,
+    start: np.ndarray,
+    offsets: np.ndarray,
+    what: str,
+) -> np.ndarray:
+    """float32 [N, len(offsets), d]: ``arrays[video[i]][start[i] + offsets]`` for every i."""
+    d = arrays[0].shape[1] if arrays else 0
+    out = np.empty((len(start), len(offsets), d), np.float32)
+    for v, rows in _rows_by_episode(video):
+        starts = start[rows]
+        # Fancy indexing would wrap a negative index and raise a bare IndexError past the end.
+        first, last = int(starts.min()), int(starts.max())
+        end = last + int(offsets[-1])
+        if first < 0 or end >= len(arrays[v]):
+            raise IndexError(
+                f"episode {v}: windows at t={first}..{last} need {what} up to {end}, "
+                f"the episode has {len(arrays[v])}"
+            )
+        out[rows] = arrays[v][starts[:, None] + offsets]
+    return out
+
+
+def _rows_by_episode(video: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(episode, the rows of its samples): an episode's array is indexed once, not per row."""
+    if not len(video):
+        return  # np.split would still hand back one (empty) group
     order = np.argsort(video, kind="stable")
     videos, first = np.unique(video[order], return_index=True)
-    for v, rows in zip(videos.tolist(), np.split(order, first[1:]), strict=True):
-        if len(rows) == 1:  # the scalar path also checks the bounds, with a clear message
-            out[rows[0]] = window_actions(
-                episode_actions[v], int(start[rows[0]]), spec.horizon, spec.frameskip
-            )
-            continue
-        a = episode_actions[v][start[rows, None] + steps]  # [n, H*k, d_a]
-        out[rows] = a.reshape(len(rows), spec.horizon, d)
-    return out
+    yield from zip(videos.tolist(), np.split(order, first[1:]), strict=True)
