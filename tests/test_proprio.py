@@ -139,6 +139,22 @@ def test_a_proprio_model_trains_resumes_and_plans_from_the_snapshot(tmp_path):
     with pytest.raises(ValueError, match="true state"):
         agent.encode_frames([episode.goal_frame])
 
+    # Plan ranking scores each replayed candidate with the state reached beside its frame.
+    from vjepa2.eval.plan_ranking import candidate_costs
+    from vjepa2.planning.cem import energy
+
+    final = PlannerAgent(model, CEMConfig(num_candidates=3, horizon=2, cost="final"))
+    final.reset(episode)
+    plans = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]], [[0.0] * 2] * 2])
+    _, true_cost = candidate_costs(final, make_env("tworoom"), episode, plans)
+    for plan, cost in zip(plans, true_cost, strict=True):
+        env.set_state(episode.start_state)
+        for a in plan.numpy():
+            frame, *_ = env.step(a)
+        reached = final.encode(frame, env.get_state())
+        want = float(energy(reached, final._goal, final.planner.cfg.energy)[0])
+        assert cost == pytest.approx(want, rel=1e-4)
+
 
 def _normalised(frame: np.ndarray) -> torch.Tensor:
     from vjepa2.data.transforms import normalize_frames
