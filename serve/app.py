@@ -13,6 +13,11 @@ takes several problems at once), so a batch of B requests costs one set of rollo
 B x K candidates. Inputs are validated at the boundary: undecodable images, wrong sizes or
 channels, non-finite arrays, out-of-range planner overrides and oversized payloads get a 4xx
 JSON error and the replica stays up. Serve binds 127.0.0.1 unless told otherwise.
+
+A model whose state carries proprioception (``state.proprio_dims``; ``/v1/version`` lists
+them) also takes the agent's own readings beside each frame: ``proprio`` and
+``goal_proprio`` (plan), ``proprio`` and ``target_proprio`` (rollout), each the true-state
+entries ``proprio_dims`` in that order.
 """
 
 import base64
@@ -59,9 +64,14 @@ class AppArgs(BaseModel):
     max_ongoing_requests: int = 0
 
 
+PROPRIO_DOC = "the agent's proprioception beside the frame (models with state.proprio_dims)"
+
+
 class PlanRequest(BaseModel):
     frame: str | list = Field(description="current frame: base64 PNG/JPEG, or uint8 [H, W, 3]")
     goal: str | list = Field(description="goal frame, same forms")
+    proprio: list[float] | None = Field(None, description=PROPRIO_DOC)
+    goal_proprio: list[float] | None = Field(None, description="the goal's, likewise")
     num_candidates: int | None = None
     horizon: int | None = None
     iterations: int | None = None
@@ -80,6 +90,10 @@ class RolloutRequest(BaseModel):
     actions: list[list[float]] = Field(description="actions to roll out, [T, d_a]")
     targets: list[str | list] = Field(
         description="one target frame (every step is compared with it) or T, one per step"
+    )
+    proprio: list[float] | None = Field(None, description=PROPRIO_DOC)
+    target_proprio: list[list[float]] | None = Field(
+        None, description="one row per target frame, likewise"
     )
 
 
@@ -135,15 +149,42 @@ class PlannerDeployment:
         self.model.eval().to(self.device)
         self.img_size = self.cfg.encoder.img_size
         self.action_dim = self.cfg.dynamics.action_dim
+        self.proprio_dims = self.cfg.state.proprio_dims
         self.plan_batch.set_max_batch_size(self.args.max_batch_size)
         self.plan_batch.set_batch_wait_timeout_s(self.args.batch_wait_timeout_s)
         # Warm up before the replica reports healthy: the first forward allocates.
         blank = torch.zeros(1, self.img_size, self.img_size, 3, dtype=torch.uint8)
-        z = self._encode(blank)
+        still = torch.zeros(1, len(self.proprio_dims)) if self.proprio_dims else None
+        z = self._encode(blank, still)
         self._plan(z, z, (8, 2, 1), [0])
 
-    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(normalize_frames(frames.to(self.device)))
+    def _encode(self, frames: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
+        x = normalize_frames(frames.to(self.device))
+        if proprio is None:
+            return self.model.encode(x)
+        return self.model.encode(x, proprio.to(self.device))
+
+    def _proprio(self, rows: list | None, count: int, what: str) -> torch.Tensor | None:
+        """``count`` readings [count, d_p] as the model needs them, or a 4xx."""
+        d = len(self.proprio_dims)
+        if not d:
+            if rows is not None:
+                raise HTTPException(422, f"{what}: this model takes no proprioception")
+            return None
+        if rows is None:
+            raise HTTPException(
+                422, f"{what}: this model needs the agent's proprioception (true-state "
+                f"entries {list(self.proprio_dims)}) beside each frame",
+            )  # fmt: skip
+        try:
+            arr = np.asarray(rows, dtype=np.float64).reshape(count, -1)
+        except ValueError:
+            arr = np.zeros((0, 0))
+        if arr.shape != (count, d):
+            raise HTTPException(422, f"{what}: expected {count} x {d} values")
+        if not np.all(np.isfinite(arr)):
+            raise HTTPException(400, f"{what}: contains NaN or inf")
+        return torch.from_numpy(arr).float()
 
     @torch.no_grad()
     def _plan(self, state, goal, khi: tuple[int, int, int], seeds: list[int]):
@@ -175,13 +216,20 @@ class PlannerDeployment:
         """Requests with the same (K, H, I) share one CEM call over all their problems."""
         out: list[tuple | None] = [None] * len(items)
         groups: dict[tuple, list[int]] = {}
-        for n, (_, _, khi, _) in enumerate(items):
+        for n, (_, _, khi, _, _) in enumerate(items):
             groups.setdefault(khi, []).append(n)
         for khi, idx in groups.items():
             frames = torch.from_numpy(np.stack([items[n][0] for n in idx]))
             goals = torch.from_numpy(np.stack([items[n][1] for n in idx]))
+            here, there = None, None
+            if self.proprio_dims:  # each request's (current, goal) readings [2, d_p]
+                here = torch.stack([items[n][4][0] for n in idx])
+                there = torch.stack([items[n][4][1] for n in idx])
             result = self._plan(
-                self._encode(frames), self._encode(goals), khi, [items[n][3] for n in idx]
+                self._encode(frames, here),
+                self._encode(goals, there),
+                khi,
+                [items[n][3] for n in idx],
             )
             for row, n in enumerate(idx):
                 out[n] = (result.actions[row].cpu().tolist(), float(result.cost[row]), len(idx))
@@ -201,7 +249,10 @@ class PlannerDeployment:
         khi = self._limits(req)
         frame = decode_image(req.frame, self.img_size, "frame")
         goal = decode_image(req.goal, self.img_size, "goal")
-        actions, cost, batch = await self.plan_batch((frame, goal, khi, req.seed))
+        here = self._proprio(req.proprio, 1, "proprio")
+        there = self._proprio(req.goal_proprio, 1, "goal_proprio")
+        readings = None if here is None else torch.cat([here, there])
+        actions, cost, batch = await self.plan_batch((frame, goal, khi, req.seed, readings))
         return PlanResponse(
             actions=actions, cost=cost, seconds=time.perf_counter() - t0, batch_size=batch
         )
@@ -232,9 +283,11 @@ class PlannerDeployment:
         targets = [
             decode_image(t, self.img_size, f"targets[{n}]") for n, t in enumerate(req.targets)
         ]
+        here = self._proprio(req.proprio, 1, "proprio")
+        there = self._proprio(req.target_proprio, len(targets), "target_proprio")
         with torch.no_grad():
-            start = self._encode(torch.from_numpy(frame[None]))
-            goal = self._encode(torch.from_numpy(np.stack(targets)))
+            start = self._encode(torch.from_numpy(frame[None]), here)
+            goal = self._encode(torch.from_numpy(np.stack(targets)), there)
             goal = goal.expand(steps, *goal.shape[1:]) if len(targets) == 1 else goal
             predicted = self.model.rollout(start, actions[None])[0]  # [T, *S]
             copy = start.expand_as(predicted)
@@ -257,6 +310,7 @@ class PlannerDeployment:
             "img_size": self.img_size,
             "action_dim": self.action_dim,
             "state_shape": "pooled" if self.cfg.state.pooled else "token grid",
+            "proprio_dims": list(self.proprio_dims),
         }
 
 

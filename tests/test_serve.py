@@ -180,6 +180,61 @@ def test_closed_loop_client_drives_tworoom_through_the_service(service, capsys):
     assert "success" in capsys.readouterr().out
 
 
+@pytest.fixture(scope="module")
+def proprio_service(service, tiny_checkpoints, tmp_path_factory):
+    """A second application on the same Serve instance: a model whose state carries the
+    agent's position (``state.proprio_dims``), served from its final.pt."""
+    from ray import serve
+
+    from serve.app import build_app
+    from vjepa2.config import apply_overrides, get_preset
+    from vjepa2.train.local import run_local
+
+    out = tmp_path_factory.mktemp("serve_proprio")
+    cfg = apply_overrides(
+        get_preset("dynamics", "tiny"),
+        [f"train.out_dir={out}", "train.steps=2", "train.checkpoint_every=2",
+         f"encoder_checkpoint={tiny_checkpoints[0].checkpoint}", "state.pooled=false",
+         "state.standardize=true", "state.standardize_batches=1", "state.proprio_dims=[0,1]"],
+    )  # fmt: skip
+    checkpoint = run_local(cfg, progress=False).checkpoint
+    app = build_app({"checkpoint": str(checkpoint), "num_candidates": 16, "iterations": 1})
+    serve.run(app, name="planner_proprio", route_prefix="/proprio")
+    yield f"{service}/proprio"
+    serve.delete("planner_proprio")
+
+
+def test_a_proprio_model_takes_the_agents_readings_beside_each_frame(proprio_service):
+    url = proprio_service
+    assert requests.get(f"{url}/v1/version", timeout=30).json()["proprio_dims"] == [0, 1]
+    env = make_env("tworoom")
+    ep = make_episode(env, 5, goal_offset=10)
+    frame, _ = env.reset(options={"state": ep.start_state})
+    here, there = ep.start_state[:2].tolist(), ep.goal_state[:2].tolist()
+    plan = {"frame": png(frame), "goal": png(ep.goal_frame), "horizon": 3}
+    r = requests.post(
+        f"{url}/v1/plan", json={**plan, "proprio": here, "goal_proprio": there}, timeout=60
+    )
+    assert r.status_code == 200, r.text
+    assert np.array(r.json()["actions"]).shape == (3, 2)
+    for change, status, message in [
+        ({}, 422, "needs the agent's proprioception"),
+        ({"proprio": here, "goal_proprio": [1.0]}, 422, "expected 1 x 2"),
+        ({"proprio": [float("nan"), 0.0], "goal_proprio": there}, 400, "NaN"),
+    ]:
+        data = requests.models.complexjson.dumps({**plan, **change}, allow_nan=True)
+        bad = requests.post(
+            f"{url}/v1/plan", data=data, headers={"content-type": "application/json"}, timeout=60
+        )
+        assert bad.status_code == status and message in bad.json()["detail"], bad.text
+    rollout = {"frame": png(frame), "actions": [[1.0, 0.0]] * 2, "proprio": here}
+    targets = {"targets": [png(frame)] * 2, "target_proprio": [here, there]}
+    r = requests.post(f"{url}/v1/rollout", json={**rollout, **targets}, timeout=60)
+    assert r.status_code == 200 and len(r.json()["cosine"]) == 2, r.text
+    bad = requests.post(f"{url}/v1/rollout", json={**rollout, "targets": [png(frame)]}, timeout=60)
+    assert bad.status_code == 422 and "target_proprio" in bad.json()["detail"]
+
+
 def test_serve_config_yaml_is_a_valid_deploy_schema():
     from pathlib import Path
 
