@@ -18,7 +18,12 @@ distance is the success criterion's (agent and block position errors, the angle 
 20 px per 20 degrees), its columns are all pairs, the closest fifth of them, and the block's
 pose alone (the agent is a 4 px disc at 64 px); a ridge probe then reports how much of each
 part of the pose the features hold linearly (held-out R^2; the angle as its cosine and sine).
-Prints a table, writes JSON.
+Its exchange rates give the energy of moving the agent or block, or turning the block, over
+that of a 20 px block move; ``turn 30° any`` turns the block 30 degrees and then shifts it by
+whichever offset (5 px grid, up to 30 px) the state finds closest to the start: a state that
+sees only the blurred mass of the block has a valley along turns about its centre, where
+the planner stops short of the goal angle. A ``--world-model`` with proprioception is given
+each frame's true agent position. Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -110,14 +115,22 @@ def ridge_r2(feats: np.ndarray, poses: np.ndarray) -> dict[str, float]:
 
 
 MOVES = {"agent": (10, 20, 40, 80), "block": (10, 20, 40, 80), "turn": (10, 20, 40, 90)}
+VALLEY_TURN = 30  # degrees, then the best shift on VALLEY_SHIFTS
+VALLEY_SHIFTS = [(dx, dy) for dx in range(-30, 31, 5) for dy in range(-30, 31, 5)]
+VALLEY_POSES = 20
+
+# Frames [B, C, H, W] and their true poses [B, 5] (the agent's position leads, as in the
+# environment's state vector): what each state row is computed from.
+Shots = tuple[torch.Tensor, np.ndarray]
+State = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
 
 
-def moved_poses(
-    n: int, img_size: int, seed: int
-) -> tuple[torch.Tensor, dict[tuple[str, int], torch.Tensor]]:
+def moved_poses(n: int, img_size: int, seed: int) -> tuple[Shots, dict[tuple[str, int], Shots]]:
     """Frames of ``n`` random PushT poses (bodies 100+ px apart, away from the walls) and of
     each pose with one thing changed by each amount of ``MOVES``: the agent or the block moved
-    that many px in a random direction, or the block turned that many degrees."""
+    that many px in a random direction, or the block turned that many degrees. Under
+    ``("turn_any", VALLEY_TURN)``: the first ``VALLEY_POSES`` poses turned and shifted by
+    each of ``VALLEY_SHIFTS`` in turn (pose-major)."""
     env = PushT(PushTConfig(render_size=img_size))
     rng = np.random.default_rng(seed)
     poses: list[np.ndarray] = []
@@ -126,9 +139,9 @@ def moved_poses(
         if np.linalg.norm(pose[:2] - pose[2:4]) >= 100.0:
             poses.append(pose)
 
-    def frames(batch: list[np.ndarray]) -> torch.Tensor:
+    def frames(batch: list[np.ndarray]) -> Shots:
         shots = [env.reset(seed=seed, options={"pose": q})[0] for q in batch]
-        return normalize_frames(torch.from_numpy(np.stack(shots)))
+        return normalize_frames(torch.from_numpy(np.stack(shots))), np.array(batch)
 
     moved = {}
     for kind, amounts in MOVES.items():
@@ -143,27 +156,34 @@ def moved_poses(
                     q[at] += m * np.array([np.cos(a), np.sin(a)])
                 batch.append(q)
             moved[(kind, m)] = frames(batch)
+    turned = []
+    for pose in poses[:VALLEY_POSES]:
+        for dx, dy in VALLEY_SHIFTS:
+            turned.append(pose + [0, 0, dx, dy, np.deg2rad(VALLEY_TURN)])
+    moved[("turn_any", VALLEY_TURN)] = frames(turned)
     return frames(poses), moved
 
 
 def median_changes(
-    energy: Callable[[torch.Tensor], torch.Tensor],
-    base: torch.Tensor,
-    moved: dict[tuple[str, int], torch.Tensor],
+    energy: State, base: Shots, moved: dict[tuple[str, int], Shots]
 ) -> dict[str, float]:
     """Median squared state distance (mean over elements) between each pose and its moved
-    copy, per change of ``moved_poses``: ``{"agent_20": ..., "turn_90": ...}``."""
-    zb = energy(base)
-    return {
-        f"{k}_{m}": float((energy(x) - zb).pow(2).flatten(1).mean(1).median())
-        for (k, m), x in moved.items()
-    }
+    copy, per change of ``moved_poses``: ``{"agent_20": ..., "turn_90": ...}``; for
+    ``turn_any`` the closest of each pose's shifted copies."""
+    zb = energy(*base)
+    out = {}
+    for (k, m), shots in moved.items():
+        if k == "turn_any":
+            z = energy(*shots).unflatten(0, (-1, len(VALLEY_SHIFTS)))  # [poses, shifts, F]
+            d = (z - zb[: z.shape[0], None]).pow(2).mean(2).min(1).values
+        else:
+            d = (energy(*shots) - zb).pow(2).flatten(1).mean(1)
+        out[f"{k}_{m}"] = float(d.median())
+    return out
 
 
 def exchange_rates(
-    energy: Callable[[torch.Tensor], torch.Tensor],
-    base: torch.Tensor,
-    moved: dict[tuple[str, int], torch.Tensor],
+    energy: State, base: Shots, moved: dict[tuple[str, int], Shots]
 ) -> dict[str, float]:
     """``median_changes`` over that of a 20 px block move: the success criterion weighs 20 px
     of agent, 20 px of block and 20 degrees alike (1.0), and a squared distance grows 4x per
@@ -208,15 +228,16 @@ def main() -> None:
     encoders["random"] = VideoViT(enc_cfg).eval()
     img = enc_cfg.img_size
 
-    def views(sigma: float) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-        """Each row's state of normalised frames [B, C, H, W] blurred at ``sigma``: [B, F]."""
-        out = {
-            n: (lambda x, e=e: normalize_targets(e(gaussian_blur(x, sigma))).flatten(1))
+    def views(sigma: float) -> dict[str, State]:
+        """Each row's state of normalised frames [B, C, H, W] blurred at ``sigma`` (and their
+        true poses, for a world model with proprioception): [B, F]."""
+        out: dict[str, State] = {
+            n: (lambda x, q, e=e: normalize_targets(e(gaussian_blur(x, sigma))).flatten(1))
             for n, e in encoders.items()
         }
-        out["pixels"] = lambda x: gaussian_blur(x, sigma).flatten(1)
+        out["pixels"] = lambda x, q: gaussian_blur(x, sigma).flatten(1)
         if args.world_model and sigma == 0:
-            out["world_model"] = lambda x: wm.encode(x).flatten(1)
+            out["world_model"] = lambda x, q: wm.encode(x, wm.proprio_of(q)).flatten(1)
         return out
 
     rng = np.random.default_rng(args.seed + 1)
@@ -232,7 +253,7 @@ def main() -> None:
     rows = []
     for sigma in args.blur:
         for name, state in views(sigma).items():
-            f = state(x)
+            f = state(x, pos)
             d = (f[i] - f[j]).pow(2).mean(1).numpy()
             if args.env == "tworoom":
                 stats = correlations(d, true, same)
@@ -263,11 +284,16 @@ def main() -> None:
             )
         print("\nEnergy of a change, over that of moving the block 20 px (the criterion: 1.0 "
               "for 20 px of agent, 20 px of block or 20 degrees; 4x per doubling)")  # fmt: skip
-        heads = [f"{k} {m}{'°' if k == 'turn' else ' px'}" for k, ms in MOVES.items() for m in ms]
+        changes = [(k, m) for k, ms in MOVES.items() for m in ms] + [("turn_any", VALLEY_TURN)]
+        heads = [
+            f"{k.replace('_any', '')} {m}{' px' if k in ('agent', 'block') else '°'}"
+            + (" any" if k == "turn_any" else "")
+            for k, m in changes
+        ]
         print("| features | blur (px) | " + " | ".join(heads) + " |")
         print("|---|---|" + "---|" * len(heads))
         for r in rows:
-            cells = [f"{r['exchange'][f'{k}_{m}']:.3g}" for k, ms in MOVES.items() for m in ms]
+            cells = [f"{r['exchange'][f'{k}_{m}']:.3g}" for k, m in changes]
             print(f"| {r['features']} | {r['blur_px']:g} | " + " | ".join(cells) + " |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
