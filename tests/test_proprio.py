@@ -180,3 +180,33 @@ def test_replayed_states_match_sequential_steps():
                 if i in (1, 3):
                     want = env.get_state()[: states.shape[-1]]
                     np.testing.assert_allclose(states[k, [1, 3].index(i)], want, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_evaluation_job_runs_a_proprio_model_end_to_end(tworoom_val_dataset, tmp_path):
+    """Planning, its audits, true-dynamics CEM, the FLOPs count and the held-out rollouts
+    all hand the model its proprioception."""
+    from jobs import evaluate
+
+    cfg = _tiny_cfg(tmp_path / "train", "train.steps=2", "train.checkpoint_every=2")
+    checkpoint = run_local(cfg, progress=False).checkpoint
+    out = tmp_path / "eval"
+    results = evaluate.main(
+        [
+            f"--checkpoint={checkpoint}",
+            f"--dataset={tworoom_val_dataset}",
+            "--episodes=1",
+            "--local",
+            "--no-mlflow",
+            f"--out={out}",
+            "--set=agents=[cem,cem_true_dynamics]",
+            "--set=budget=2",
+            "--set=cem.num_candidates=8",
+            "--set=cem.iterations=1",
+        ]
+    )
+    rows = {r["agent"]: r for r in results["planning"]}
+    assert set(rows) == {"cem", "cem_true_dynamics"}
+    assert rows["cem"]["audit"]["plans_audited"] == 2
+    assert results["flops_per_step"]["cem"] > 0
+    assert list(results["rollout_cosine"]["model"]) == [1, 5, 10]

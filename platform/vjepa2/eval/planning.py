@@ -177,13 +177,14 @@ def rollout_step_flops(cfg: PlanningEvalConfig, checkpoint: str | None) -> dict[
     env = make_env(cfg.env)
     try:
         frame, _ = env.reset(seed=cfg.seed)
+        snapshot = env.get_state()
         action_dim = int(np.prod(env.action_space.shape))
     finally:
         env.close()
     flops = {}
     for name in (a for a in cfg.agents if a in PLANNERS):
         agent = build_agent(name, cfg, checkpoint, action_dim)
-        flops[name] = agent.step_flops(frame)
+        flops[name] = agent.step_flops(frame, snapshot)
     return flops
 
 

@@ -127,10 +127,12 @@ class PlannerAgent:
         return self.encode(frame, self._snapshot)
 
     @torch.no_grad()
-    def step_flops(self, frame: np.ndarray) -> int:
-        """FLOPs of one rollout step of one candidate from this frame's state."""
+    def step_flops(self, frame: np.ndarray, true_state: np.ndarray | None = None) -> int:
+        """FLOPs of one rollout step of one candidate from this frame's state (and its true
+        state, which a model with proprioception needs)."""
         action = torch.zeros(1, self.planner.action_dim, device=self.device)
-        return flops_per_step(self.model.step, self.encode(frame), action)
+        state = self.encode(frame, true_state if self.proprio_dims else None)
+        return flops_per_step(self.model.step, state, action)
 
     def reset(self, episode: PlanningEpisode) -> None:
         goal_state = episode.goal_state if self.proprio_dims else None
