@@ -14,15 +14,15 @@ frames but not the actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipelines.augment import AugmentSpec
 from pipelines.clips import DecodeConfig, StreamPipeline, build_stream
-from pipelines.manifest import LoadedSource, SourceSpec, load_source
-from vjepa2.data.clips import WindowSpec, epochs_slice, window_index
+from pipelines.manifest import SourceSpec, load_source
+from vjepa2.data.clips import WindowSpec, episode_proprio, epochs_slice, window_index
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
     source = load_source(cfg.source, require_actions=True)
     # Checked first: a dataset without the states fails before any index is built.
     proprio = (
-        episode_proprio(source, cfg.proprio_dims, cfg.source.source) if cfg.proprio_dims else None
+        episode_proprio(source.episodes, cfg.proprio_dims, cfg.source.source)
+        if cfg.proprio_dims
+        else None
     )
     episodes = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
     index = epochs_slice(
@@ -75,26 +77,6 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
         cfg.epoch,
         per_sample=per_sample,
     )
-
-
-def episode_proprio(source: LoadedSource, dims: Sequence[int], dataset: str) -> list[np.ndarray]:
-    """float32 [T, d_p] per episode: its ``states[:, dims]``; ValueError naming what is missing."""
-    cols = np.asarray(dims, np.int64)
-    out = []
-    for ep in source.episodes:
-        if ep.states is None:
-            raise ValueError(
-                f"{dataset}: episode {ep.episode_id!r} has no states; proprio_dims "
-                f"{tuple(dims)} are read from the dataset's per-frame states column"
-            )
-        width = ep.states.shape[1]
-        if cols.size and (cols.min() < 0 or cols.max() >= width):
-            raise ValueError(
-                f"{dataset}: episode {ep.episode_id!r} has {width}-dimensional states; "
-                f"proprio_dims {tuple(dims)} must lie in [0, {width})"
-            )
-        out.append(np.ascontiguousarray(ep.states[:, cols], np.float32))
-    return out
 
 
 def gather_window_actions(

@@ -177,11 +177,9 @@ class PlannerDeployment:
                 f"entries {list(self.proprio_dims)}) beside each frame",
             )  # fmt: skip
         try:
-            arr = np.asarray(rows, dtype=np.float64).reshape(count, -1)
-        except ValueError:
-            arr = np.zeros((0, 0))
-        if arr.shape != (count, d):
-            raise HTTPException(422, f"{what}: expected {count} x {d} values")
+            arr = np.asarray(rows, dtype=np.float64).reshape(count, d)
+        except (ValueError, TypeError):  # ragged, non-numeric, or the wrong count
+            raise HTTPException(422, f"{what}: expected {count} x {d} values") from None
         if not np.all(np.isfinite(arr)):
             raise HTTPException(400, f"{what}: contains NaN or inf")
         return torch.from_numpy(arr).float()

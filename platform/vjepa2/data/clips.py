@@ -252,6 +252,27 @@ def window_actions(actions: np.ndarray, start: int, horizon: int, frameskip: int
     return a.reshape(horizon, k * a.shape[1])
 
 
+def episode_proprio(episodes: Sequence, dims: Sequence[int], dataset: str) -> list[np.ndarray]:
+    """float32 [T, d_p] per dataset episode: its ``states[:, dims]`` (``state.proprio_dims``);
+    a ValueError names the dataset and the episode that lacks them."""
+    cols = np.asarray(dims, np.int64)
+    out = []
+    for ep in episodes:
+        if ep.states is None:
+            raise ValueError(
+                f"{dataset}: episode {ep.episode_id!r} has no states; proprio_dims "
+                f"{tuple(dims)} are read from the dataset's per-frame states column"
+            )
+        width = ep.states.shape[1]
+        if cols.size and (cols.min() < 0 or cols.max() >= width):
+            raise ValueError(
+                f"{dataset}: episode {ep.episode_id!r} has {width}-dimensional states; "
+                f"proprio_dims {tuple(dims)} must lie in [0, {width})"
+            )
+        out.append(np.ascontiguousarray(ep.states[:, cols], np.float32))
+    return out
+
+
 def _build(
     videos: Sequence[tuple[str, int]],
     *,

@@ -99,7 +99,9 @@ class PlannerAgent:
         return self.encode_frames([frame], None if true_state is None else [true_state])
 
     @torch.no_grad()
-    def encode_frames(self, frames, true_states=None) -> torch.Tensor:
+    def encode_frames(
+        self, frames: list[np.ndarray], true_states: list[np.ndarray] | None = None
+    ) -> torch.Tensor:
         """RGB frames of any size -> states [len(frames), *S]. A model with proprioception
         also needs each frame's true state vector or snapshot (``true_states`` [n, S])."""
         x = np.stack([resize_square(f, self.img_size) for f in frames])

@@ -32,8 +32,8 @@ ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
 class TrueDynamicsCEM(CEMPlanner):
     """CEM whose states are environment snapshots [B, S] and whose goals are latents.
 
-    ``with_states``: ``encode_frames(frames, true_states)`` also takes the true state after
-    each replayed step (a model whose state carries proprioception)."""
+    ``encode_frames(frames, true_states)`` gets the true state after each replayed step when
+    ``with_states`` (a model whose state carries proprioception), else None."""
 
     def __init__(
         self,
@@ -81,16 +81,15 @@ class TrueDynamicsCEM(CEMPlanner):
             else:
                 f = replay_frames(self.sim, snaps[i], acts[i], env_keep)
             frames.extend(np.asarray(f).reshape(-1, *np.shape(f)[-3:]))
-        chunks = range(0, len(frames), ENCODE_CHUNK)
-        if self.with_states:
-            z = torch.cat(
-                [
-                    self.encode_frames(frames[i : i + ENCODE_CHUNK], states[i : i + ENCODE_CHUNK])
-                    for i in chunks
-                ]
-            )
-        else:
-            z = torch.cat([self.encode_frames(frames[i : i + ENCODE_CHUNK]) for i in chunks])
+        z = torch.cat(
+            [
+                self.encode_frames(
+                    frames[i : i + ENCODE_CHUNK],
+                    states[i : i + ENCODE_CHUNK] if self.with_states else None,
+                )
+                for i in range(0, len(frames), ENCODE_CHUNK)
+            ]
+        )
         g = goal.repeat_interleave(k * len(keep), dim=0)
         e = energy(z, g.to(z.device), self.cfg.energy)
         return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k).to(actions.device)

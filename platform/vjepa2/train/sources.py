@@ -12,13 +12,9 @@ from torch import Tensor
 
 from vjepa2.config.components import EncoderConfig
 from vjepa2.config.jobs import DataConfig
+from vjepa2.data.clips import episode_proprio
 from vjepa2.data.synthetic import moving_shapes
 from vjepa2.data.transforms import normalize_frames, normalize_video
-
-
-def _check_proprio_dims(dims: tuple[int, ...], width: int, what: str) -> None:
-    if dims and max(dims) >= width:
-        raise ValueError(f"{what}: state.proprio_dims {dims} index true states of {width} entries")
 
 
 class SyntheticSource:
@@ -46,7 +42,11 @@ class SyntheticSource:
         self.frames = torch.from_numpy(videos.frames).to(device)
         self.actions = torch.from_numpy(videos.actions).to(device)
         self.states = torch.from_numpy(videos.states).to(device)
-        _check_proprio_dims(proprio_dims, self.states.shape[-1], "synthetic data")
+        if proprio_dims and max(proprio_dims) >= self.states.shape[-1]:
+            raise ValueError(
+                f"synthetic data: state.proprio_dims {proprio_dims} index true states of "
+                f"{self.states.shape[-1]} entries"
+            )
         self.proprio_dims = list(proprio_dims)
 
     def __len__(self) -> int:
@@ -101,7 +101,7 @@ class DatasetSource:
         episodes = split_episodes(ds.episodes).get(split, [])
         if not episodes:
             raise ValueError(f"{root}: no episodes in split {split!r}")
-        videos, actions, states = [], [], []
+        videos, actions = [], []
         for ep in episodes:
             with ds.open_video(ep) as reader:
                 frames = reader.get_frames(range(ep.num_frames))
@@ -113,14 +113,6 @@ class DatasetSource:
             videos.append(torch.from_numpy(frames))
             if ep.actions is not None:
                 actions.append(torch.from_numpy(np.asarray(ep.actions, np.float32)))
-            if proprio_dims:
-                if ep.states is None:
-                    raise ValueError(
-                        f"{ds.video_path(ep)}: state.proprio_dims {proprio_dims} select "
-                        "from the true states, and this episode has none"
-                    )
-                _check_proprio_dims(proprio_dims, ep.states.shape[1], str(ds.video_path(ep)))
-                states.append(torch.from_numpy(np.asarray(ep.states, np.float32)))
         t_max = max(v.shape[0] for v in videos)
         self.lengths = torch.tensor([v.shape[0] for v in videos], device=device)
         self.frames = torch.zeros((len(videos), t_max, *videos[0].shape[1:]), dtype=torch.uint8)
@@ -136,8 +128,8 @@ class DatasetSource:
         self.proprio: Tensor | None = None
         if proprio_dims:
             self.proprio = torch.zeros((len(videos), t_max, len(proprio_dims)))
-            for i, st in enumerate(states):
-                self.proprio[i, : st.shape[0]] = st[:, list(proprio_dims)]
+            for i, p in enumerate(episode_proprio(episodes, proprio_dims, root)):
+                self.proprio[i, : len(p)] = torch.from_numpy(p)
             self.proprio = self.proprio.to(device)
         self.frame_stride, self.frameskip = frame_stride, frameskip
 
