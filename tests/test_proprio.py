@@ -210,3 +210,37 @@ def test_the_evaluation_job_runs_a_proprio_model_end_to_end(tworoom_val_dataset,
     assert rows["cem"]["audit"]["plans_audited"] == 2
     assert results["flops_per_step"]["cem"] > 0
     assert list(results["rollout_cosine"]["model"]) == [1, 5, 10]
+
+
+@pytest.mark.slow
+def test_the_registered_pyfunc_takes_proprio_as_a_flat_param(tmp_path, monkeypatch):
+    """The MLflow model of a proprio checkpoint encodes frames with the agent's readings, as
+    the world model does, and says what it needs when they are missing or malformed."""
+    import mlflow
+
+    from vjepa2.tracking import Tracker
+
+    cfg = _tiny_cfg(tmp_path / "train", "train.steps=2", "train.checkpoint_every=2")
+    checkpoint = run_local(cfg, progress=False).checkpoint
+    uri = f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    Tracker.start_or_resume(uri, "proprio", "dyn").register_checkpoint_model(
+        checkpoint, "proprio-dynamics", "dynamics"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    served = mlflow.pyfunc.load_model("models:/proprio-dynamics/1")
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    readings = rng.uniform(0, 64, (3, 2))
+    latents = served.predict(frames, params={"proprio": readings.ravel().tolist()})
+    model, _ = load_world_model(checkpoint)
+    with torch.no_grad():
+        expected = model.eval().encode(
+            torch.cat([_normalised(f) for f in frames]), torch.from_numpy(readings).float()
+        )
+    assert latents.shape == tuple(expected.shape)  # the grid's tokens and the proprio token
+    np.testing.assert_allclose(latents, expected.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="proprioception"):
+        served.predict(frames)
+    with pytest.raises(ValueError, match="3 frames x 2"):
+        served.predict(frames, params={"proprio": [1.0, 2.0]})

@@ -289,6 +289,8 @@ def test_register_dynamics_checkpoint_and_load_from_registry(
     np.testing.assert_allclose(served.predict(frames.astype(np.float64)), latents, atol=1e-6)
     with pytest.raises(ValueError, match=r"\[B, H, W, 3\]"):
         served.predict(_frames(2, 4, 64, 64))
+    with pytest.raises(ValueError, match="takes no proprioception"):
+        served.predict(frames, params={"proprio": [0.0] * 6})
 
 
 def test_pretrain_checkpoint_model_pools_target_tokens(checkpoints):

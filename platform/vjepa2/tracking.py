@@ -37,7 +37,8 @@ import torch
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, ViewType
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
+from mlflow.models import Model, ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from vjepa2.data.transforms import normalize_frames, normalize_video
@@ -53,6 +54,11 @@ _TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _UI_ADDRESS = "http://127.0.0.1:5000"
 # Installed at load time; the pyfunc's python_model pickle refers to vjepa2.tracking by name.
 _MODEL_PACKAGES = ("mlflow", "cloudpickle", "numpy", "torch", "vjepa2-platform")
+# MLflow hands ``predict`` only the params its signature declares; a param is at most 1-D,
+# so a dynamics model's proprioception travels flat: B x d_p readings, frame by frame.
+_DYNAMICS_SIGNATURE = ModelSignature(
+    inputs=None, outputs=None, params=ParamSchema([ParamSpec("proprio", "double", [], (-1,))])
+)
 
 
 # --------------------------------------------------------------------------- URIs and params
@@ -195,13 +201,15 @@ class _DropMessages(logging.Filter):
 
 @contextmanager
 def _quiet_save_notices() -> Iterator[None]:
-    """Hide two notices ``mlflow.pyfunc.save_model`` logs for every CheckpointModel.
+    """Hide three notices ``mlflow.pyfunc.save_model`` gives for every CheckpointModel.
 
     * "Passing a Python object as `python_model` ... CloudPickle": our object holds one
       string and its class pickles by reference to this module; the "models from code"
       alternative needs a script that calls ``set_model`` at import time.
     * "Failed to infer model signature": deliberate. The frame layout depends on the kind, and
       a TensorSpec signature would make MLflow reject float input (its dtype check is exact).
+    * "An input example was not provided": a dynamics model's signature declares only its
+      ``proprio`` param, and an example would embed frames in every registered version.
     """
     target = logging.getLogger("mlflow.pyfunc")
     drop = _DropMessages(
@@ -209,7 +217,9 @@ def _quiet_save_notices() -> Iterator[None]:
     )
     target.addFilter(drop)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*An input example was not provided")
+            yield
     finally:
         target.removeFilter(drop)
 
@@ -369,6 +379,7 @@ class Tracker:
                         pip_requirements=_pip_requirements(),
                         # Declared here, or load_model(model_config=...) ignores the override.
                         model_config={"device": "cpu"},
+                        signature=_DYNAMICS_SIGNATURE if kind == "dynamics" else None,
                         mlflow_model=meta,
                     )
                 client.log_model_artifacts(logged.model_id, local)
@@ -437,6 +448,10 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
     [B, D] when pooled. ``kind="pretrain"``: clips [B, T, H, W, 3] -> the target encoder's
     mean token [B, D]. Frames are uint8, or float/int on the same 0-255 scale (what JSON
     serving delivers). ``model_config={"device": "cuda"}`` at load time picks the device.
+
+    A world model whose state carries proprioception (``state.proprio_dims``) takes the
+    agent's readings beside the frames as ``params={"proprio": [...]}``: B x d_p values,
+    frame by frame, the true-state entries ``proprio_dims`` in that order.
     """
 
     def __init__(self, kind: str) -> None:
@@ -467,9 +482,26 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
                 f"a {self.kind} model takes frames {layout}, got shape {tuple(frames.shape)}"
             )
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        proprio = self._proprio((params or {}).get("proprio"), len(frames))
         with torch.no_grad():
             if self.kind == "dynamics":
-                z = self.net.encode(normalize_frames(x))
+                z = self.net.encode(normalize_frames(x), proprio)
             else:
                 z = self.net(normalize_video(x)).mean(dim=1)
         return z.float().cpu().numpy()
+
+    def _proprio(self, values: Any, count: int) -> torch.Tensor | None:
+        """The flat ``proprio`` param -> [count, d_p], or None where none was given (the
+        world model then says whether it needs one)."""
+        flat = np.asarray([] if values is None else values, dtype=np.float64).ravel()
+        if flat.size == 0:
+            return None
+        dims = tuple(getattr(self.net, "proprio_dims", ())) if self.kind == "dynamics" else ()
+        if not dims:
+            raise ValueError(f"this {self.kind} model takes no proprioception: pass frames alone")
+        if flat.size != count * len(dims) or not np.isfinite(flat).all():
+            raise ValueError(
+                f"proprio must be {count} frames x {len(dims)} finite readings (true-state "
+                f"entries {list(dims)}), flat; got {flat.size} values"
+            )
+        return torch.from_numpy(flat.reshape(count, len(dims))).float().to(self.device)
