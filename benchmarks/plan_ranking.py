@@ -15,7 +15,11 @@ them (0: the model picks the plan that works). "spread" is the interquartile ran
 model's costs over the candidates against the world's (near 0: the model predicts much the
 same future whatever the actions) and "level" its median cost over the world's (under 1: it
 promises more than the world gives).
-``--checkpoint`` repeats for several models; prints a table, writes JSON.
+For a model with proprioception a second table scores the same candidates on the frames'
+tokens alone (the proprio token left out of both costs): how well the model ranks what the
+plans do to the scene, apart from where they take the agent, which it predicts nearly
+exactly.
+``--checkpoint`` repeats for several models; prints the tables, writes JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 from vjepa2.envs import make_env
 from vjepa2.eval.plan_ranking import (
     candidate_costs,
+    grid_tokens,
     model_rank,
     oracle_plan,
     ranking_stats,
@@ -48,6 +53,9 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
     env = make_env(args.env)
     gen = torch.Generator().manual_seed(args.seed)
     episodes = []
+    scorings = [("", None)]
+    if grid_tokens(agent) is not None:
+        scorings.append(("grid_", grid_tokens(agent)))
     try:
         for i in range(args.episodes):
             episode = make_episode(env, args.episode_seed + i, goal_offset=args.goal_offset)
@@ -55,19 +63,28 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
             oracle = oracle_plan(episode, args.horizon, agent.planner.action_dim)
             if oracle is not None:
                 plans[0] = oracle
-            model_cost, true_cost = candidate_costs(agent, env, episode, plans)
-            stats = ranking_stats(model_cost, true_cost, cfg.num_elites).as_dict()
-            # JSON has no NaN: a spread or level the world's costs leave undefined is null.
-            stats = {k: v if np.isfinite(v) else None for k, v in stats.items()}
-            stats["oracle_rank"] = model_rank(model_cost, 0) if oracle is not None else None
-            episodes.append({"seed": episode.seed, **stats})
+            row = {"seed": episode.seed}
+            for prefix, tokens in scorings:
+                costs = candidate_costs(agent, env, episode, plans, tokens)
+                stats = _stats(*costs, cfg.num_elites, oracle is not None)
+                row.update({prefix + k: v for k, v in stats.items()})
+            episodes.append(row)
     finally:
         env.close()
     medians = {}
-    for k in STATS:
-        values = [e[k] for e in episodes if e[k] is not None]
-        medians[k] = float(np.median(values)) if values else None
+    for prefix, _ in scorings:
+        for k in STATS:
+            values = [e[prefix + k] for e in episodes if e[prefix + k] is not None]
+            medians[prefix + k] = float(np.median(values)) if values else None
     return {"checkpoint": checkpoint, **medians, "episodes": episodes}
+
+
+def _stats(model_cost, true_cost, num_elites: int, with_oracle: bool) -> dict:
+    stats = ranking_stats(model_cost, true_cost, num_elites).as_dict()
+    # JSON has no NaN: a spread or level the world's costs leave undefined is null.
+    stats = {k: v if np.isfinite(v) else None for k, v in stats.items()}
+    stats["oracle_rank"] = model_rank(model_cost, 0) if with_oracle else None
+    return stats
 
 
 @torch.no_grad()
@@ -88,11 +105,16 @@ def main() -> None:
 
     rows = [rank_checkpoint(c, args) for c in args.checkpoint]
     print(f"{args.episodes} episodes x {args.candidates} candidates, H={args.horizon}; medians")
-    print("| checkpoint | Spearman | elite overlap | regret | oracle rank | spread | level |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = ["-" if r[k] is None else f"{r[k]:.2f}" for k in STATS]
-        print(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
+    for prefix, title in (("", "the whole state"), ("grid_", "the frames' tokens alone")):
+        scored = [r for r in rows if prefix + "spearman" in r]
+        if not scored:
+            continue
+        print(f"\nscored on {title}")
+        print("| checkpoint | Spearman | elite overlap | regret | oracle rank | spread | level |")
+        print("|---|---|---|---|---|---|---|")
+        for r in scored:
+            cells = ["-" if r[prefix + k] is None else f"{r[prefix + k]:.2f}" for k in STATS]
+            print(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))

@@ -140,20 +140,35 @@ def test_a_proprio_model_trains_resumes_and_plans_from_the_snapshot(tmp_path):
         agent.encode_frames([episode.goal_frame])
 
     # Plan ranking scores each replayed candidate with the state reached beside its frame.
-    from vjepa2.eval.plan_ranking import candidate_costs
+    from vjepa2.eval.plan_ranking import candidate_costs, grid_tokens
     from vjepa2.planning.cem import energy
 
     final = PlannerAgent(model, CEMConfig(num_candidates=3, horizon=2, cost="final"))
     final.reset(episode)
     plans = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]], [[0.0] * 2] * 2])
-    _, true_cost = candidate_costs(final, make_env("tworoom"), episode, plans)
-    for plan, cost in zip(plans, true_cost, strict=True):
+    model_cost, true_cost = candidate_costs(final, make_env("tworoom"), episode, plans)
+    # The frames' tokens alone: the same replays, the proprio token left out of both costs.
+    grid = grid_tokens(final)
+    model_grid, true_grid = candidate_costs(final, make_env("tworoom"), episode, plans, grid)
+    env.set_state(episode.start_state)
+    start = final.encode(env.render(), episode.start_state).expand(len(plans), -1, -1)
+    last = model.rollout(start, plans)[:, -1]  # cost="final": the last predicted state
+    goal = final._goal.expand(len(plans), -1, -1)
+    torch.testing.assert_close(
+        torch.from_numpy(model_grid), energy(last[:, :-1], goal[:, :-1], "l2"), rtol=1e-4, atol=0
+    )
+    torch.testing.assert_close(
+        torch.from_numpy(model_cost), energy(last, goal, "l2"), rtol=1e-4, atol=0
+    )
+    for plan, cost, cost_grid in zip(plans, true_cost, true_grid, strict=True):
         env.set_state(episode.start_state)
         for a in plan.numpy():
             frame, *_ = env.step(a)
         reached = final.encode(frame, env.get_state())
         want = float(energy(reached, final._goal, final.planner.cfg.energy)[0])
         assert cost == pytest.approx(want, rel=1e-4)
+        want_grid = float(energy(reached[:, :-1], final._goal[:, :-1], "l2")[0])
+        assert cost_grid == pytest.approx(want_grid, rel=1e-4) and cost_grid != cost
 
 
 def _normalised(frame: np.ndarray) -> torch.Tensor:

@@ -288,7 +288,9 @@ def test_pusht_small_preset_is_the_eighth_sessions_recipe():
     assert pre.data.dataset.path == "runs/pusht_small/data/pusht" != tworoom.data.dataset.path
     assert (pre.train.steps, pre.loss, pre.encoder) == (600, tworoom.loss, tworoom.encoder)
     cfg = get_preset("dynamics", "pusht_small")
-    assert cfg.data.dataset.path == pre.data.dataset.path and cfg.train.out_dir == "runs/pusht_small"
+    assert (
+        cfg.data.dataset.path == pre.data.dataset.path and cfg.train.out_dir == "runs/pusht_small"
+    )
     assert (cfg.train.steps, cfg.dynamics.depth, cfg.dynamics.action_hidden) == (6000, 6, 128)
     assert (cfg.data.dataset.frameskip, cfg.dynamics.action_dim, cfg.loss.horizon) == (5, 10, 3)
     state = cfg.state

@@ -83,12 +83,17 @@ def _iqr(x: np.ndarray) -> float:
 
 @torch.no_grad()
 def candidate_costs(
-    agent: PlannerAgent, sim: WorldEnv, episode: PlanningEpisode, actions: torch.Tensor
+    agent: PlannerAgent,
+    sim: WorldEnv,
+    episode: PlanningEpisode,
+    actions: torch.Tensor,
+    tokens: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plans [K, H, d_a] from the episode's start, toward its goal frame -> (model, true) costs.
 
     ``sim`` renders the start frame and replays the candidates; the model is ``agent``'s, with
-    its CEM settings (energy, final or summed cost).
+    its CEM settings (energy, final or summed cost). ``tokens`` scores only some of the
+    state's tokens (``grid_tokens`` leaves out a proprio token).
     """
     if actions.dim() != 3 or actions.shape[-1] != agent.planner.action_dim:
         raise ValueError(
@@ -98,7 +103,7 @@ def candidate_costs(
     proprio = bool(agent.proprio_dims)
     start = agent.encode(sim.render(), episode.start_state if proprio else None)
     goal = agent.encode(episode.goal_frame, episode.goal_state if proprio else None)
-    model_cost = agent.planner.rollout_cost(start, goal, actions[None].to(start.device))
+    model_cost = agent.planner.rollout_cost(start, goal, actions[None].to(start.device), tokens)
     exact = TrueDynamicsCEM(
         sim,
         agent.encode_frames,
@@ -107,8 +112,14 @@ def candidate_costs(
         with_states=proprio,
     )
     snapshot = torch.from_numpy(np.asarray(episode.start_state, np.float64))[None]
-    true_cost = exact.rollout_cost(snapshot, goal, actions[None])
+    true_cost = exact.rollout_cost(snapshot, goal, actions[None], tokens)
     return model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()
+
+
+def grid_tokens(agent: PlannerAgent) -> slice | None:
+    """The frames' tokens of the agent's state: all but the last where it is a proprio token
+    (what a plan does to the scene, not where it takes the agent); None: every token."""
+    return slice(0, -1) if agent.proprio_dims else None
 
 
 def sample_plans(agent: PlannerAgent, generator: torch.Generator) -> torch.Tensor:

@@ -69,8 +69,12 @@ class PlanResult:
     stats: list[dict[str, float]] = field(default_factory=list)  # one row per iteration
 
 
-def energy(pred: Tensor, goal: Tensor, kind: str) -> Tensor:
-    """Mean L2 (squared) or L1 distance per row over every latent element: [M]."""
+def energy(pred: Tensor, goal: Tensor, kind: str, tokens: slice | None = None) -> Tensor:
+    """Mean L2 (squared) or L1 distance per row over every latent element: [M]. ``tokens``
+    keeps some of a token grid's tokens (dim 1), e.g. ``slice(0, -1)`` all but a proprio
+    token, for diagnostics; planning scores them all."""
+    if tokens is not None:
+        pred, goal = pred[:, tokens], goal[:, tokens]
     diff = (pred.float() - goal.float()).flatten(1)
     return diff.pow(2).mean(-1) if kind == "l2" else diff.abs().mean(-1)
 
@@ -108,8 +112,11 @@ class CEMPlanner:
         if state.shape != goal.shape:
             raise ValueError(f"state {tuple(state.shape)} and goal {tuple(goal.shape)} differ")
 
-    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
-        """state [B, *S], goal [B, *S], actions [B, K, H, d_a] -> cost [B, K]."""
+    def rollout_cost(
+        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | None = None
+    ) -> Tensor:
+        """state [B, *S], goal [B, *S], actions [B, K, H, d_a] -> cost [B, K] (``tokens``: as
+        in ``energy``)."""
         b, k, h, d = actions.shape
         s = state.repeat_interleave(k, dim=0)
         g = goal.repeat_interleave(k, dim=0)
@@ -118,7 +125,7 @@ class CEMPlanner:
         for t in range(h):
             s = self.step(s, flat[:, t])
             if t in scored:
-                per_step.append(energy(s, g, self.cfg.energy))
+                per_step.append(energy(s, g, self.cfg.energy, tokens))
         return combine_costs(torch.stack(per_step, 1), self.cfg.cost).view(b, k)
 
     @torch.no_grad()

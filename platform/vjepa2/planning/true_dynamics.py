@@ -65,8 +65,11 @@ class TrueDynamicsCEM(CEMPlanner):
                 f"{tuple(state.shape)} and {tuple(goal.shape)}"
             )
 
-    def rollout_cost(self, state: Tensor, goal: Tensor, actions: Tensor) -> Tensor:
-        """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]."""
+    def rollout_cost(
+        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | None = None
+    ) -> Tensor:
+        """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]
+        (``tokens``: as in ``cem.energy``)."""
         b, k, h, _ = actions.shape
         keep = scored_steps(h, self.cfg.cost)
         # Plan step t ends after env step (t + 1) * frameskip - 1.
@@ -91,7 +94,7 @@ class TrueDynamicsCEM(CEMPlanner):
             ]
         )
         g = goal.repeat_interleave(k * len(keep), dim=0)
-        e = energy(z, g.to(z.device), self.cfg.energy)
+        e = energy(z, g.to(z.device), self.cfg.energy, tokens)
         return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k).to(actions.device)
 
 
