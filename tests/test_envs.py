@@ -211,6 +211,7 @@ def test_tworoom_success_radius_and_inputs():
     assert env.is_success(info, env.get_state()[2:4]) and info["is_success"]
     assert env.is_success(env.get_state(), {"pos": [42.0, 42.0]})
     assert env.state_vector(info).tolist() == [40.0, 40.0]
+    assert env.goal_gap(np.array([13.0, 14.0]), goal) == {"distance_px": 5.0}
 
 
 # --- PushT -------------------------------------------------------------------------------
@@ -330,6 +331,13 @@ def test_pusht_success_criterion_with_angle_wrap(pusht):
     assert not env.is_success(goal + [21.0, 0, 0, 0, 0], goal)
     _, info = pusht.reset(seed=0)
     assert pusht.is_success(info, pusht.get_state()) and pusht.is_success(pusht.get_state(), info)
+
+    # The criterion's terms, as the evaluation reports where failures ended.
+    gap = pusht.goal_gap(goal + [12.0, 16.0, -9.0, 12.0, 0], near)
+    assert gap == pytest.approx(
+        {"agent_px": 20.0, "block_px": 15.0, "position_px": 25.0, "angle_deg": 11.459}, abs=1e-3
+    )
+    assert env.goal_gap(goal + [12.0, 16.0, -9.0, 12.0, 0], goal)["position_px"] == 20.0
 
 
 def test_pusht_pose_error_weighs_the_angle_at_the_success_exchange_rate():

@@ -32,6 +32,11 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     assert json.loads((out / "results.json").read_text())["planning"] == results["planning"]
     assert "| cem |" in (out / "results.md").read_text()
     assert "plans over-promised" in (out / "results.md").read_text()
+    # Where the failed episodes ended against the goal, in TwoRoom's criterion's terms.
+    for r in rows.values():
+        failed = r["success_rate"] < 1
+        assert (r["failures_ended"] is not None) == failed
+        assert not failed or r["failures_ended"]["distance_px"] > 4.5  # outside the radius
     # Every cem plan was replayed in the real environment; the baselines make no plans.
     audit = rows["cem"]["audit"]
     assert audit["plans_audited"] >= 3 and 0.0 <= audit["over_promised_share"] <= 1.0
@@ -45,6 +50,10 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.metrics["oracle/success_rate"] == rows["oracle"]["success_rate"]
     assert run.data.metrics["cem/over_promised_share"] == audit["over_promised_share"]
+    ended = rows["do_nothing"]["failures_ended"]  # standing still misses goals 25 steps away
+    assert run.data.metrics["do_nothing/failures_ended_distance_px"] == pytest.approx(
+        ended["distance_px"]
+    )
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
         "results.md",
         "success.png",
@@ -132,6 +141,7 @@ def test_an_interrupted_evaluation_resumes_from_its_episode_log(tiny_world_model
     for a, b in zip(more["planning"], fresh["planning"], strict=True):  # same as one go
         assert a["success_rate"] == b["success_rate"] and a["episodes"] == b["episodes"]
         assert a["audit"] == b["audit"]  # the plan audits come back from the log too
+        assert a["failures_ended"] == b["failures_ended"]  # and where failures ended
     assert more["planning"][0]["audit"]["plans_audited"] >= 3
     assert first["planning"][0]["episodes"] == 2
 
@@ -189,3 +199,26 @@ def test_held_out_rollouts_are_scored_first_and_tabulated(
     copy = results["rollout_cosine"]["copy"][5]
     assert f"| cos-sim, copy baseline (s_t) | {results['rollout_cosine']['copy'][1]:.4f}" in table
     assert 0 < copy <= 1 + 1e-6
+
+
+def test_summary_reports_where_failures_ended():
+    from vjepa2.eval.planning import markdown_table, summarize
+    from vjepa2.planning import EpisodeOutcome
+
+    def outcome(seed: int, success: bool, gap: dict[str, float]) -> EpisodeOutcome:
+        return EpisodeOutcome(seed, "cem", success, 3 if success else None, 5, [0.1], final_gap=gap)
+
+    rows = summarize(
+        [
+            outcome(0, True, {"agent_px": 1.0, "angle_deg": 2.0}),
+            outcome(1, False, {"agent_px": 30.0, "angle_deg": 40.0}),
+            outcome(2, False, {"agent_px": 10.0, "angle_deg": 20.0}),
+            outcome(3, False, {"agent_px": 20.0, "angle_deg": 25.0}),
+        ]
+    )
+    assert rows[0]["failures_ended"] == {"agent_px": 20.0, "angle_deg": 25.0}  # failures only
+    assert "| agent 20 px, angle 25° |" in markdown_table(rows)
+    # All successes, or outcomes logged before the gaps existed: nothing to report.
+    assert summarize([outcome(0, True, {"agent_px": 1.0})])[0]["failures_ended"] is None
+    assert summarize([outcome(1, False, {})])[0]["failures_ended"] is None
+    assert markdown_table(summarize([outcome(1, False, {})])).endswith("| - |")

@@ -80,6 +80,10 @@ class GymEnvAdapter:
             raise NotImplementedError(f"{self.env_id}: no success_fn was given to GymEnvAdapter")
         return bool(self.success_fn(current, goal))
 
+    def goal_gap(self, current: Any, goal: Any) -> dict[str, float]:
+        """Nothing to report: a wrapped environment's success test is a black box."""
+        return {}
+
     def _env_action(self, action: np.ndarray) -> Any:
         a = np.asarray(action, np.float32).reshape(-1)
         if a.shape != (self.action_dim,):

@@ -224,15 +224,28 @@ class PushT(gym.Env):
     def is_success(
         self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
     ) -> bool:
-        cfg = self.config
+        gap = self.goal_gap(current, goal)
+        return bool(
+            gap["position_px"] < self.config.success_pos_px
+            and gap["angle_deg"] < math.degrees(self.config.success_angle)
+        )
+
+    def goal_gap(
+        self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
+    ) -> dict[str, float]:
+        """The success criterion's terms: each body's distance, the position error it tests
+        (joint, or the larger of the two) and the block's turn away from the goal's."""
         cur, tgt = _pose(current), _pose(goal)
-        d_agent, d_block = cur[0:2] - tgt[0:2], cur[2:4] - tgt[2:4]
-        if cfg.joint_position_norm:
-            near = math.hypot(*d_agent, *d_block) < cfg.success_pos_px
-        else:
-            near = max(math.hypot(*d_agent), math.hypot(*d_block)) < cfg.success_pos_px
-        d_angle = (cur[4] - tgt[4] + math.pi) % (2 * math.pi) - math.pi
-        return bool(near and abs(d_angle) < cfg.success_angle)
+        agent = math.hypot(*(cur[0:2] - tgt[0:2]))
+        block = math.hypot(*(cur[2:4] - tgt[2:4]))
+        joint = math.hypot(agent, block) if self.config.joint_position_norm else max(agent, block)
+        turn = (cur[4] - tgt[4] + math.pi) % (2 * math.pi) - math.pi
+        return {
+            "agent_px": agent,
+            "block_px": block,
+            "position_px": joint,
+            "angle_deg": abs(math.degrees(turn)),
+        }
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ class WorldEnv(Protocol):
         self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
     ) -> bool: ...
 
+    # How far ``current`` is from ``goal`` in the success criterion's own terms (px, degrees).
+    def goal_gap(
+        self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
+    ) -> dict[str, float]: ...
+
     def close(self) -> None: ...
 
 

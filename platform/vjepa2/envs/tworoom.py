@@ -178,8 +178,13 @@ class TwoRoom(gym.Env):
     def is_success(
         self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
     ) -> bool:
-        dist = np.linalg.norm(_position(current) - _position(goal))
-        return bool(dist <= self.config.success_radius)
+        return self.goal_gap(current, goal)["distance_px"] <= self.config.success_radius
+
+    def goal_gap(
+        self, current: dict[str, Any] | np.ndarray, goal: dict[str, Any] | np.ndarray
+    ) -> dict[str, float]:
+        """The success criterion's term: the agent's distance to the goal."""
+        return {"distance_px": float(np.linalg.norm(_position(current) - _position(goal)))}
 
     # --- geometry ------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class EpisodeLog:
                     steps=int(row["steps"]),
                     plan_seconds=[float(s) for s in row["plan_seconds"]],
                     plan_audits=[PlanAudit(*map(float, a)) for a in row.get("plan_audits", [])],
+                    final_gap={k: float(v) for k, v in row.get("final_gap", {}).items()},
                 )
                 found.setdefault(outcome.seed, {})[outcome.agent] = outcome
         return {
@@ -80,6 +81,7 @@ class EpisodeLog:
                 "steps": o.steps,
                 "plan_seconds": o.plan_seconds,
                 "plan_audits": [a.as_list() for a in o.plan_audits],
+                "final_gap": o.final_gap,
             }
             for o in outcomes
         ]

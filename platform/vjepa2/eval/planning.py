@@ -209,16 +209,35 @@ def summarize(outcomes: list[EpisodeOutcome]) -> list[dict]:
                 "plan_s_per_step": sum(plans) / executed if executed else 0.0,
                 "plan_s_median": float(np.median(plans)) if plans else 0.0,
                 "audit": audit,
+                "failures_ended": _median_gap([o.final_gap for o in mine if not o.success]),
             }
         )
     return rows
 
 
+def _median_gap(gaps: list[dict[str, float]]) -> dict[str, float] | None:
+    """Each criterion term's median over the failed episodes' ends; None without failures
+    (or where the log predates the gaps)."""
+    gaps = [g for g in gaps if g]
+    if not gaps:
+        return None
+    return {k: float(np.median([g[k] for g in gaps])) for k in gaps[0]}
+
+
+def _gap_cell(gap: dict[str, float] | None) -> str:
+    if not gap:
+        return "-"
+    return ", ".join(
+        f"{k.rsplit('_', 1)[0]} {v:.0f}{'°' if k.endswith('_deg') else ' px'}"
+        for k, v in gap.items()
+    )
+
+
 def markdown_table(rows: list[dict]) -> str:
     lines = [
         "| agent | success | 95% CI | steps to success | planning s / step "
-        "| plans over-promised (failures with one) |",
-        "|---|---|---|---|---|---|",
+        "| plans over-promised (failures with one) | failures ended (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         steps = "-" if r["mean_steps_to_success"] is None else f"{r['mean_steps_to_success']:.1f}"
@@ -232,6 +251,6 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['agent']} | {r['success_rate']:.0%} ({r['episodes']} ep) | "
             f"{r['ci95_low']:.0%}-{r['ci95_high']:.0%} | {steps} | {r['plan_s_per_step']:.4f} "
-            f"| {promised} |"
+            f"| {promised} | {_gap_cell(r.get('failures_ended'))} |"
         )
     return "\n".join(lines)

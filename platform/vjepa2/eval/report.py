@@ -28,9 +28,9 @@ def start_eval_run(checkpoint: Path, prefix: str, uri: str = "") -> Tracker:
 
 
 def log_evaluation(checkpoint: Path, results: dict, artifacts: list[Path]) -> str:
-    """Params (checkpoint, protocol), per-agent success, planning time and plan audit,
-    rollout cos-sim by horizon, and the files; returns where to look. The store is the
-    training run's."""
+    """Params (checkpoint, protocol), per-agent success, planning time, plan audit and where
+    failures ended, rollout cos-sim by horizon, and the files; returns where to look. The
+    store is the training run's."""
     from vjepa2.tracking import flatten_params
 
     tracker = start_eval_run(checkpoint, "eval")
@@ -41,6 +41,8 @@ def log_evaluation(checkpoint: Path, results: dict, artifacts: list[Path]) -> st
         metrics[f"{name}/plan_s_per_step"] = r["plan_s_per_step"]
         if r.get("audit"):
             metrics[f"{name}/over_promised_share"] = r["audit"]["over_promised_share"]
+        for term, v in (r.get("failures_ended") or {}).items():
+            metrics[f"{name}/failures_ended_{term}"] = v
         tracker.log_metrics(metrics, 0)
     for key, by_k in results.get("rollout_cosine", {}).items():
         for k, v in by_k.items():

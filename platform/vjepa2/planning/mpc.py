@@ -24,6 +24,9 @@ class EpisodeOutcome:
     frames: list[np.ndarray] = field(default_factory=list)  # when recorded
     goal_frame: np.ndarray | None = None  # when recorded
     plan_audits: list[PlanAudit] = field(default_factory=list)  # agents that audit their plans
+    # Where the episode ended against the goal, in the criterion's terms (``env.goal_gap``):
+    # how near a failure came, and on which term it missed.
+    final_gap: dict[str, float] = field(default_factory=dict)
 
 
 def run_episode(
@@ -71,4 +74,5 @@ def run_episode(
         frames=frames,
         goal_frame=goal,
         plan_audits=list(getattr(agent, "audits", [])),
+        final_gap=env.goal_gap(info, episode.goal_info),
     )
