@@ -42,6 +42,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from vjepa2.data.transforms import normalize_frames, normalize_video
+from vjepa2.pyfunc_inputs import as_uint8_frames, flat_proprio
 
 logger = logging.getLogger(__name__)
 
@@ -425,22 +426,6 @@ class Tracker:
 # --------------------------------------------------------------------------- the pyfunc model
 
 
-def _as_uint8(frames: np.ndarray) -> np.ndarray:
-    """uint8 as is; integer or float pixel values on the 0-255 scale rounded to uint8."""
-    if frames.dtype == np.uint8:
-        return frames
-    if frames.dtype.kind not in "iuf":
-        raise TypeError(f"expected uint8 or float frames, got dtype {frames.dtype}")
-    if frames.size and (not np.isfinite(frames).all() or frames.min() < 0 or frames.max() > 255):
-        raise ValueError("expected pixel values in [0, 255] (the uint8 scale)")
-    if frames.dtype.kind == "f" and frames.size and 0 < frames.max() <= 1.0:
-        warnings.warn(
-            "float frames all lie in [0, 1]; CheckpointModel expects the 0-255 pixel scale",
-            stacklevel=3,
-        )
-    return np.rint(frames).astype(np.uint8)
-
-
 class CheckpointModel(mlflow.pyfunc.PythonModel):
     """A vjepa2 checkpoint as a pyfunc: RGB frames in, float32 latents out.
 
@@ -474,7 +459,7 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        frames = _as_uint8(np.asarray(model_input))
+        frames = as_uint8_frames(np.asarray(model_input))
         want = 4 if self.kind == "dynamics" else 5
         layout = "[B, H, W, 3]" if self.kind == "dynamics" else "[B, T, H, W, 3]"
         if frames.ndim != want or frames.shape[-1] != 3:
@@ -482,26 +467,12 @@ class CheckpointModel(mlflow.pyfunc.PythonModel):
                 f"a {self.kind} model takes frames {layout}, got shape {tuple(frames.shape)}"
             )
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        proprio = self._proprio((params or {}).get("proprio"), len(frames))
+        dims = getattr(self.net, "proprio_dims", ()) if self.kind == "dynamics" else ()
+        proprio = flat_proprio((params or {}).get("proprio"), len(frames), tuple(dims))
+        proprio = None if proprio is None else proprio.to(self.device)
         with torch.no_grad():
             if self.kind == "dynamics":
                 z = self.net.encode(normalize_frames(x), proprio)
             else:
                 z = self.net(normalize_video(x)).mean(dim=1)
         return z.float().cpu().numpy()
-
-    def _proprio(self, values: Any, count: int) -> torch.Tensor | None:
-        """The flat ``proprio`` param -> [count, d_p], or None where none was given (the
-        world model then says whether it needs one)."""
-        flat = np.asarray([] if values is None else values, dtype=np.float64).ravel()
-        if flat.size == 0:
-            return None
-        dims = tuple(getattr(self.net, "proprio_dims", ())) if self.kind == "dynamics" else ()
-        if not dims:
-            raise ValueError(f"this {self.kind} model takes no proprioception: pass frames alone")
-        if flat.size != count * len(dims) or not np.isfinite(flat).all():
-            raise ValueError(
-                f"proprio must be {count} frames x {len(dims)} finite readings (true-state "
-                f"entries {list(dims)}), flat; got {flat.size} values"
-            )
-        return torch.from_numpy(flat.reshape(count, len(dims))).float().to(self.device)
