@@ -64,9 +64,9 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
             if oracle is not None:
                 plans[0] = oracle
             row = {"seed": episode.seed}
-            for prefix, tokens in scorings:
-                costs = candidate_costs(agent, env, episode, plans, tokens)
-                stats = _stats(*costs, cfg.num_elites, oracle is not None)
+            costs = candidate_costs(agent, env, episode, plans, [t for _, t in scorings])
+            for (prefix, _), pair in zip(scorings, costs, strict=True):
+                stats = _stats(*pair, cfg.num_elites, oracle is not None)
                 row.update({prefix + k: v for k, v in stats.items()})
             episodes.append(row)
     finally:

@@ -56,6 +56,16 @@ def tworoom_val_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """The Ray Data pipeline tests' video-action dataset (``tests.pipeline_data``); read-only."""
+    from tests.pipeline_data import write_dataset
+
+    root = tmp_path_factory.mktemp("pipelines") / "ds"
+    write_dataset(root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray instance for the whole test session, shut down at the end.
 

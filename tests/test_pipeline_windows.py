@@ -23,13 +23,6 @@ from vjepa2.data.clips import WindowSpec, window_actions, window_index
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipelines") / "ds"
-    write_dataset(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def states_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipelines") / "ds_states"
     write_dataset(root, with_states=True)

@@ -37,13 +37,6 @@ from vjepa2.data.dataset import DatasetError, split_episodes
 from vjepa2.data.video import open_video
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipelines") / "ds"
-    write_dataset(root)
-    return root
-
-
 def rewrite_index(root: Path, edit) -> None:
     """Apply ``edit(rows)`` to the index rows, bypassing the writer's validation."""
     index = root / "episodes.parquet"

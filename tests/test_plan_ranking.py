@@ -83,7 +83,7 @@ def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     start, _ = placed([14.0, 40.0])
     goal_state, goal_frame = placed([18.0, 44.0])
     open_space = PlanningEpisode(0, start, goal_state, {}, goal_frame, np.zeros((1, 2), np.float32))
-    model_cost, true_cost = candidate_costs(agent, env, open_space, plans)
+    ((model_cost, true_cost),) = candidate_costs(agent, env, open_space, plans)
     stats = ranking_stats(model_cost, true_cost, num_elites=6)
     assert stats.spearman > 0.95 and stats.elite_overlap >= 0.5 and stats.regret < 0.1
 
@@ -93,7 +93,7 @@ def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     open_space.goal_state, open_space.goal_frame = placed([29.0, 45.0])  # up: clear of the wall
     pushing = plans.clone()
     pushing[..., 0] = pushing[..., 0].abs()  # every plan pushes right, into the wall
-    at_wall = ranking_stats(*candidate_costs(agent, env, open_space, pushing), num_elites=6)
+    at_wall = ranking_stats(*candidate_costs(agent, env, open_space, pushing)[0], num_elites=6)
     assert at_wall.spearman < 0.97 and at_wall.elite_overlap < stats.elite_overlap
     with pytest.raises(ValueError, match="plans"):
         candidate_costs(agent, env, open_space, plans[0])

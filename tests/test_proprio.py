@@ -146,10 +146,11 @@ def test_a_proprio_model_trains_resumes_and_plans_from_the_snapshot(tmp_path):
     final = PlannerAgent(model, CEMConfig(num_candidates=3, horizon=2, cost="final"))
     final.reset(episode)
     plans = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]], [[0.0] * 2] * 2])
-    model_cost, true_cost = candidate_costs(final, make_env("tworoom"), episode, plans)
-    # The frames' tokens alone: the same replays, the proprio token left out of both costs.
-    grid = grid_tokens(final)
-    model_grid, true_grid = candidate_costs(final, make_env("tworoom"), episode, plans, grid)
+    # The whole state, then the frames' tokens alone (the proprio token left out of both
+    # costs), from one replay of the candidates.
+    (model_cost, true_cost), (model_grid, true_grid) = candidate_costs(
+        final, make_env("tworoom"), episode, plans, [None, grid_tokens(final)]
+    )
     env.set_state(episode.start_state)
     start = final.encode(env.render(), episode.start_state).expand(len(plans), -1, -1)
     last = model.rollout(start, plans)[:, -1]  # cost="final": the last predicted state

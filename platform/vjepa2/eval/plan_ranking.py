@@ -12,6 +12,7 @@ whether the model knows a plan that works when it sees one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -87,13 +88,14 @@ def candidate_costs(
     sim: WorldEnv,
     episode: PlanningEpisode,
     actions: torch.Tensor,
-    tokens: slice | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Plans [K, H, d_a] from the episode's start, toward its goal frame -> (model, true) costs.
+    token_sets: Sequence[slice | None] = (None,),
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Plans [K, H, d_a] from the episode's start, toward its goal frame -> (model, true) costs,
+    one pair per entry of ``token_sets``: None scores every token of the state, a slice some
+    of them (``grid_tokens`` leaves out a proprio token). The candidates are replayed once.
 
     ``sim`` renders the start frame and replays the candidates; the model is ``agent``'s, with
-    its CEM settings (energy, final or summed cost). ``tokens`` scores only some of the
-    state's tokens (``grid_tokens`` leaves out a proprio token).
+    its CEM settings (energy, final or summed cost).
     """
     if actions.dim() != 3 or actions.shape[-1] != agent.planner.action_dim:
         raise ValueError(
@@ -103,7 +105,7 @@ def candidate_costs(
     proprio = bool(agent.proprio_dims)
     start = agent.encode(sim.render(), episode.start_state if proprio else None)
     goal = agent.encode(episode.goal_frame, episode.goal_state if proprio else None)
-    model_cost = agent.planner.rollout_cost(start, goal, actions[None].to(start.device), tokens)
+    plans = actions[None]
     exact = TrueDynamicsCEM(
         sim,
         agent.encode_frames,
@@ -112,8 +114,13 @@ def candidate_costs(
         with_states=proprio,
     )
     snapshot = torch.from_numpy(np.asarray(episode.start_state, np.float64))[None]
-    true_cost = exact.rollout_cost(snapshot, goal, actions[None], tokens)
-    return model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()
+    replayed = exact.replayed_latents(snapshot, plans)
+    out = []
+    for tokens in token_sets:
+        model_cost = agent.planner.rollout_cost(start, goal, plans.to(start.device), tokens)
+        true_cost = exact.score(replayed, goal, plans.shape, tokens)
+        out.append((model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()))
+    return out
 
 
 def grid_tokens(agent: PlannerAgent) -> slice | None:

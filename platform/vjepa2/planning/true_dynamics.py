@@ -70,6 +70,12 @@ class TrueDynamicsCEM(CEMPlanner):
     ) -> Tensor:
         """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]
         (``tokens``: as in ``cem.energy``)."""
+        z = self.replayed_latents(state, actions)
+        return self.score(z, goal, actions.shape, tokens).to(actions.device)
+
+    def replayed_latents(self, state: Tensor, actions: Tensor) -> Tensor:
+        """The encoded states [B x K x scored steps, *Z] that the cost of ``actions`` [B, K,
+        H, d] reads, replayed from snapshots ``state`` [B, S]."""
         b, k, h, _ = actions.shape
         keep = scored_steps(h, self.cfg.cost)
         # Plan step t ends after env step (t + 1) * frameskip - 1.
@@ -84,7 +90,7 @@ class TrueDynamicsCEM(CEMPlanner):
             else:
                 f = replay_frames(self.sim, snaps[i], acts[i], env_keep)
             frames.extend(np.asarray(f).reshape(-1, *np.shape(f)[-3:]))
-        z = torch.cat(
+        return torch.cat(
             [
                 self.encode_frames(
                     frames[i : i + ENCODE_CHUNK],
@@ -93,9 +99,16 @@ class TrueDynamicsCEM(CEMPlanner):
                 for i in range(0, len(frames), ENCODE_CHUNK)
             ]
         )
+
+    def score(
+        self, z: Tensor, goal: Tensor, shape: torch.Size, tokens: slice | None = None
+    ) -> Tensor:
+        """``replayed_latents`` of plans of ``shape`` [B, K, H, d] -> their cost [B, K]."""
+        b, k, h, _ = shape
+        keep = scored_steps(h, self.cfg.cost)
         g = goal.repeat_interleave(k * len(keep), dim=0)
         e = energy(z, g.to(z.device), self.cfg.energy, tokens)
-        return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k).to(actions.device)
+        return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k)
 
 
 class TrueDynamicsAgent(PlannerAgent):
