@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vjepa2.envs import make_env
 from vjepa2.eval.plan_ranking import (
     candidate_costs,
     grid_tokens,
@@ -40,6 +39,7 @@ from vjepa2.eval.plan_ranking import (
     ranking_stats,
     sample_plans,
 )
+from vjepa2.eval.planning import PlanningEvalConfig, at_model_frame_size, planning_env
 from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
 from vjepa2.train.builders import load_world_model
 
@@ -50,7 +50,8 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
     model, _ = load_world_model(checkpoint)
     cfg = CEMConfig(num_candidates=args.candidates, horizon=args.horizon, iterations=1)
     agent = PlannerAgent(model, cfg)
-    env = make_env(args.env)
+    # Frames drawn at the model's training size, as jobs.evaluate draws them.
+    env = planning_env(at_model_frame_size(PlanningEvalConfig(env=args.env), checkpoint))
     gen = torch.Generator().manual_seed(args.seed)
     episodes = []
     scorings = [("", None)]

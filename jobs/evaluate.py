@@ -31,6 +31,7 @@ from vjepa2.config import ConfigError, apply_overrides, load_yaml, to_dict
 from vjepa2.eval.episode_log import EpisodeLog, fingerprint
 from vjepa2.eval.planning import (
     PlanningEvalConfig,
+    at_model_frame_size,
     evaluate_seeds,
     markdown_table,
     rollout_step_flops,
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = apply_overrides(cfg, args.overrides)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"config error: {exc}") from None
+    # Resolved here as well as per episode, so that results.json and the episode log's
+    # fingerprint record the frame size the episodes were drawn at.
+    cfg = at_model_frame_size(cfg, ckpt)
     out = Path(args.out) if args.out else ckpt.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     cfg = train_missing_baselines(cfg, args.dataset, out)

@@ -29,7 +29,10 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
     assert all(r["episodes"] == 3 for r in rows.values())
     assert rows["cem"]["plan_s_per_step"] > 0 and rows["random"]["plan_s_per_step"] >= 0
     assert rows["do_nothing"]["success_rate"] <= rows["oracle"]["success_rate"]
-    assert json.loads((out / "results.json").read_text())["planning"] == results["planning"]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["planning"] == results["planning"]
+    # The frame size the episodes were drawn at: the model's (64, TwoRoom's default too).
+    assert saved["config"]["env_kwargs"] == {"render_size": 64}
     assert "| cem |" in (out / "results.md").read_text()
     assert "plans over-promised" in (out / "results.md").read_text()
     # Where the failed episodes ended against the goal, in TwoRoom's criterion's terms.
@@ -90,6 +93,32 @@ def test_true_dynamics_agent_runs_beside_cem_on_the_same_episodes(tiny_world_mod
     assert [o.agent for o in outcomes] == ["cem", "cem_true_dynamics"] * 2
     assert all(o.steps == 3 or o.success for o in outcomes)
     assert all(len(o.plan_seconds) >= 1 for o in outcomes)
+
+
+def test_episodes_are_drawn_at_the_size_of_the_models_training_frames(tiny_world_model):
+    from dataclasses import replace
+
+    from vjepa2.envs.pusht import PushTConfig
+    from vjepa2.eval.planning import PlanningEvalConfig, at_model_frame_size, evaluate_seeds
+    from vjepa2.planning import CEMConfig
+    from vjepa2.train.builders import checkpoint_img_size
+
+    size = checkpoint_img_size(tiny_world_model)
+    assert size != PushTConfig().render_size  # so that the default would have been resized
+    cfg = PlanningEvalConfig(
+        env="pusht", budget=2, agents=("cem",), cem=CEMConfig(num_candidates=8, iterations=1)
+    )
+    assert at_model_frame_size(cfg, tiny_world_model).env_kwargs == {"render_size": size}
+    (outcome,) = evaluate_seeds(cfg, [1_000_000], str(tiny_world_model), record=1)
+    assert all(f.shape == (size, size, 3) for f in outcome.frames)
+    # A size given is kept, and one that differs from the model's is flagged.
+    with pytest.warns(UserWarning, match=f"trained on {size} px"):
+        kept = at_model_frame_size(replace(cfg, env_kwargs={"render_size": 96}), tiny_world_model)
+    assert kept.env_kwargs == {"render_size": 96}
+    # No checkpoint (baselines only), or an env without a frame-size field: left as it is.
+    assert at_model_frame_size(cfg, None) is cfg
+    gym = PlanningEvalConfig(env="gym:CartPole-v1")
+    assert at_model_frame_size(gym, tiny_world_model) is gym
 
 
 def test_episode_log_key_ignores_only_settings_that_do_not_change_an_episode(tmp_path):

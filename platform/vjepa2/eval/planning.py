@@ -11,14 +11,17 @@ is what the dynamics model loses, and its own distance from 100% is the encoder'
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vjepa2.envs import make_env
+from vjepa2.envs.registry import WorldEnv
 from vjepa2.planning import (
     CEMConfig,
     DoNothingAgent,
@@ -43,9 +46,17 @@ PLANNERS = ("cem", "pixel_wm")  # the agents that plan with CEM on a model
 DEFAULT_AGENTS = ("cem", "bc", "random", "do_nothing", "oracle")
 
 
+# The environments whose frame size is a config field: the evaluation draws them at the size
+# the model's training frames were drawn at (``at_model_frame_size``), as collection does.
+RENDER_SIZED_ENVS = ("tworoom", "pusht")
+
+
 @dataclass
 class PlanningEvalConfig:
     env: str = "tworoom"
+    # make_env's keywords (the env config's fields). For tworoom and pusht, render_size is
+    # filled in with the model's frame size unless given (``at_model_frame_size``).
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     episodes: int = 50
     seed: int = 1_000_000  # episode i uses seed + i: far from the collection's seeds
     goal_offset: int = 25  # the goal is the state 25 policy steps after the start
@@ -89,7 +100,7 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
             return PlannerAgent(model, cfg.cem, execute=cfg.execute, audit_env=_audit_env(cfg))
         from vjepa2.planning.true_dynamics import TrueDynamicsAgent
 
-        return TrueDynamicsAgent(model, cfg.cem, make_env(cfg.env), execute=cfg.execute)
+        return TrueDynamicsAgent(model, cfg.cem, planning_env(cfg), execute=cfg.execute)
     if name == "bc":
         from vjepa2.planning.bc import BCAgent, load_bc
 
@@ -116,7 +127,41 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
 
 
 def _audit_env(cfg: PlanningEvalConfig):
-    return make_env(cfg.env) if cfg.audit_plans else None
+    return planning_env(cfg) if cfg.audit_plans else None
+
+
+def planning_env(cfg: PlanningEvalConfig) -> WorldEnv:
+    """The environment the episodes are played, replayed and audited in."""
+    return make_env(cfg.env, **cfg.env_kwargs)
+
+
+def at_model_frame_size(
+    cfg: PlanningEvalConfig, checkpoint: str | Path | None
+) -> PlanningEvalConfig:
+    """``cfg`` with tworoom's or pusht's frames drawn at the size the checkpoint's encoder
+    takes, which is the size collection drew its training frames at.
+
+    A frame drawn larger and resized down is not the frame the model learned from: PushT
+    drawn at its default 96 px and resized to 64 moved the 12 px-blurred, standardised grid of
+    the 2026-12-05 models by 38 times what one plan step changes it (docs/results.md,
+    2026-12-06). A render_size given in ``env_kwargs`` is kept, with a warning when it differs;
+    without a checkpoint (baselines only) ``cfg`` is returned as it is.
+    """
+    if not checkpoint or cfg.env not in RENDER_SIZED_ENVS:
+        return cfg
+    from vjepa2.train.builders import checkpoint_img_size
+
+    img_size = checkpoint_img_size(checkpoint)
+    given = cfg.env_kwargs.get("render_size")
+    if given is None:
+        return replace(cfg, env_kwargs={**cfg.env_kwargs, "render_size": img_size})
+    if int(given) != img_size:
+        warnings.warn(
+            f"env_kwargs.render_size={given} but the model was trained on {img_size} px "
+            "frames: every frame is resized, and the model sees frames unlike its data",
+            stacklevel=2,
+        )
+    return cfg
 
 
 def train_missing_baselines(
@@ -153,7 +198,8 @@ def evaluate_seeds(
     """Every agent on the episodes of ``seeds``; frames kept for the first ``record``;
     ``progress(1)`` after each episode (all agents) when given."""
     torch.set_num_threads(1)  # one episode chunk per core
-    env = make_env(cfg.env)
+    cfg = at_model_frame_size(cfg, checkpoint)
+    env = planning_env(cfg)
     try:
         action_dim = int(np.prod(env.action_space.shape))
         agents: list[Agent] = [build_agent(n, cfg, checkpoint, action_dim) for n in cfg.agents]
@@ -174,7 +220,8 @@ def evaluate_seeds(
 def rollout_step_flops(cfg: PlanningEvalConfig, checkpoint: str | None) -> dict[str, int]:
     """FLOPs of one candidate's rollout step, for each planning agent in ``cfg.agents``, from
     the state of the first episode's start frame."""
-    env = make_env(cfg.env)
+    cfg = at_model_frame_size(cfg, checkpoint)
+    env = planning_env(cfg)
     try:
         frame, _ = env.reset(seed=cfg.seed)
         snapshot = env.get_state()

@@ -63,3 +63,9 @@ def load_world_model(
     model = WorldModel(encoder, DynamicsModel(cfg.dynamics), cfg.state, cfg.loss)
     load_state_strict(model, payload["state"]["model"], "world model")
     return model, cfg
+
+
+def checkpoint_img_size(path: str | Path) -> int:
+    """The frame size a dynamics checkpoint's encoder takes, from its config (no model built)."""
+    payload = load_checkpoint(path, kind="dynamics")
+    return int(from_dict(DynamicsTrainConfig, payload["config"]).encoder.img_size)
