@@ -85,6 +85,13 @@ def test_rollout_is_deterministic_per_index_and_matches_the_video(fresh):
     with VideoActionDataset.open(fresh).open_video(ep, "pyav") as reader:
         video = reader.get_frames(range(reader.num_frames))
     assert np.abs(video.astype(np.int16) - frames).mean() < 3.0
+    # Drawn larger and resized to img_size (what an evaluation at another render size shows):
+    # the same episode, resized frames that are not the stored ones.
+    large, large_actions, large_states = rollout_episode(cfg, 3, render_size=64)
+    np.testing.assert_array_equal(large_actions, actions)
+    np.testing.assert_array_equal(large_states, states)
+    assert large.shape == frames.shape
+    assert np.abs(large.astype(np.int16) - frames).mean() > 0.5
 
 
 def test_seeds_ids_and_splits_are_fixed_by_index():

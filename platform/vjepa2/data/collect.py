@@ -106,11 +106,13 @@ def episode_split(index: int, val_fraction: float) -> str:
     return "val" if math.ceil((index + 1) * f) > math.ceil(index * f) else "train"
 
 
-def build_env(cfg: CollectConfig) -> Any:
+def build_env(cfg: CollectConfig, render_size: int | None = None) -> Any:
+    """The env that draws the episodes: tworoom and pusht at ``render_size`` (default: the
+    dataset's img_size), other envs at their own size."""
     from vjepa2.envs import make_env
 
     if cfg.env in ("tworoom", "pusht"):
-        return make_env(cfg.env, render_size=cfg.img_size, **cfg.env_kwargs)
+        return make_env(cfg.env, render_size=render_size or cfg.img_size, **cfg.env_kwargs)
     return make_env(cfg.env, **cfg.env_kwargs)
 
 
@@ -134,13 +136,17 @@ def check_env(cfg: CollectConfig) -> None:
         ) from e
 
 
-def rollout_episode(cfg: CollectConfig, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frames uint8 [T, S, S, 3], actions float32 [T-1, d_a], states float32 [T, d_s])."""
+def rollout_episode(
+    cfg: CollectConfig, index: int, render_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames uint8 [T, S, S, 3], actions float32 [T-1, d_a], states float32 [T, d_s]).
+    ``render_size`` draws tworoom's or pusht's frames at another size before the resize to
+    img_size (``benchmarks/frame_gap.py``: what a mismatched evaluation shows a model)."""
     from vjepa2.data.transforms import resize_square  # (torch) only where frames are made
     from vjepa2.envs import make_policy
 
     env_ss, policy_ss = episode_seed(cfg.seed, index).spawn(2)
-    env = build_env(cfg)
+    env = build_env(cfg, render_size)
     try:
         policy = make_policy(cfg.policy, env, **cfg.policy_kwargs)
         frame, info = env.reset(seed=int(env_ss.generate_state(1)[0]))
