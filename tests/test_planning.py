@@ -54,6 +54,30 @@ def test_all_candidates_roll_out_in_one_call_per_horizon_step():
     assert step.calls == [5 * 64] * (4 * 3)
 
 
+def test_held_actions_search_one_raw_action_per_step():
+    """hold=3 on a frameskip-3 model whose action is three raw 2-d moves concatenated."""
+    seen: list[torch.Tensor] = []
+
+    def step(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        seen.append(a)
+        return s + a.view(-1, 3, 2).sum(1)
+
+    cfg = CEMConfig(num_candidates=100, horizon=2, iterations=10, hold=3, seed=2)
+    planner = CEMPlanner(step, 6, cfg)
+    assert planner.search_dim == 2
+    goal = torch.tensor([[4.0, -2.5]])  # 2 steps x 3 raw moves in the [-1, 1] box
+    result = planner.plan(torch.zeros(1, 2), goal)
+    assert result.actions.shape == result.mean.shape == (1, 2, 6)
+    for a in [*seen, result.actions.view(-1, 6), result.mean.view(-1, 6)]:
+        torch.testing.assert_close(a, a[:, :2].repeat(1, 3))  # every candidate held
+    reached = result.actions.view(2, 3, 2).sum(dim=(0, 1))
+    torch.testing.assert_close(reached, goal[0], atol=0.1, rtol=0)
+    # A warm start in model actions is taken back to the searched ones.
+    planner.plan(torch.zeros(1, 2), goal, init_mean=shift_plan(result.mean))
+    with pytest.raises(ValueError, match="hold=4 must divide the model's action width 6"):
+        CEMPlanner(step, 6, CEMConfig(hold=4))
+
+
 def test_token_grid_states_and_l1_summed_energy():
     cfg = CEMConfig(num_candidates=128, horizon=2, iterations=10, energy="l1", cost="sum")
     planner = CEMPlanner(lambda s, a: s + a[:, None, :], 3, cfg)

@@ -133,7 +133,7 @@ def sample_plans(agent: PlannerAgent, generator: torch.Generator) -> torch.Tenso
     """The agent's CEM candidates as its first iteration draws them (zero mean, ``init_std``):
     [K, H, d_a]."""
     c, planner = agent.planner.cfg, agent.planner
-    mean = torch.zeros(1, c.horizon, planner.action_dim)
+    mean = torch.zeros(1, c.horizon, planner.search_dim)
     return planner.sample(mean, torch.full_like(mean, c.init_std), generator)[0]
 
 

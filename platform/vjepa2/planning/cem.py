@@ -44,6 +44,11 @@ class CEMConfig:
     # side of a wall to get around it (benchmarks/cem_ceiling.py).
     cost: Literal["final", "sum", "min"] = "final"
     keep_mean: bool = True  # the current mean is always one candidate: the cost never rises
+    # Each sampled action is held for ``hold`` consecutive parts of a model step's action (a
+    # frameskip-k model's action is k raw ones concatenated; hold=k plans one raw action per
+    # step). CEM then searches action_dim / hold numbers per step, and its candidates move
+    # the way scripted data moves (one direction per step) rather than jittering within one.
+    hold: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +60,7 @@ class CEMConfig:
         _check(self.low < self.high, "cem low must be < high")
         _check(self.radius > 0, "cem radius must be > 0")
         _check(self.cost in ("final", "sum", "min"), "cem cost must be final, sum or min")
+        _check(self.hold >= 1, "cem hold must be >= 1")
 
     @property
     def num_elites(self) -> int:
@@ -92,6 +98,21 @@ def combine_costs(per_step: Tensor, cost: str) -> Tensor:
 class CEMPlanner:
     def __init__(self, step: StepFn, action_dim: int, cfg: CEMConfig | None = None) -> None:
         self.step, self.action_dim, self.cfg = step, action_dim, cfg or CEMConfig()
+        if action_dim % self.cfg.hold:
+            raise ValueError(
+                f"cem hold={self.cfg.hold} must divide the model's action width {action_dim} "
+                "(a frameskip-k model's action is k raw actions concatenated)"
+            )
+        self.search_dim = action_dim // self.cfg.hold  # the numbers CEM samples per step
+
+    def expand(self, actions: Tensor) -> Tensor:
+        """Searched actions [..., search_dim] -> model actions [..., action_dim], each held
+        ``hold`` times."""
+        return actions.repeat(*([1] * (actions.dim() - 1)), self.cfg.hold)
+
+    def reduce(self, actions: Tensor) -> Tensor:
+        """Model actions [..., action_dim] -> the searched ones (the first part of each)."""
+        return actions[..., : self.search_dim]
 
     def project(self, actions: Tensor) -> Tensor:
         """Actions into the feasible set: the box, or the L2 ball of ``radius``."""
@@ -102,10 +123,11 @@ class CEMPlanner:
         return actions * (c.radius / norm).clamp(max=1.0)
 
     def sample(self, mean: Tensor, std: Tensor, generator: torch.Generator) -> Tensor:
-        """One iteration's candidates around mean / std [B, H, d_a] -> [B, K, H, d_a]."""
+        """One iteration's candidates around mean / std [B, H, search_dim] -> model actions
+        [B, K, H, d_a]."""
         shape = (mean.shape[0], self.cfg.num_candidates, *mean.shape[1:])
         noise = torch.randn(shape, generator=generator, device=mean.device)
-        return self.project(mean[:, None] + std[:, None] * noise)
+        return self.project(self.expand(mean[:, None] + std[:, None] * noise))
 
     def check_problem(self, state: Tensor, goal: Tensor) -> None:
         """A latent rollout compares like with like: state and goal are the same shape."""
@@ -144,24 +166,26 @@ class CEMPlanner:
         shape = (b, c.horizon, self.action_dim)
         if init_mean is not None and tuple(init_mean.shape) != shape:
             raise ValueError(f"init_mean must be {shape}, got {tuple(init_mean.shape)}")
+        # The search runs over [B, H, search_dim]; candidates are expanded to model actions.
         mean = torch.zeros(shape, device=device) if init_mean is None else init_mean.to(device)
-        mean = self.project(mean)
-        std = torch.full(shape, c.init_std, device=device)
+        mean = self.reduce(self.project(mean))
+        std = torch.full_like(mean, c.init_std)
         gen = generator or torch.Generator(device=device).manual_seed(c.seed)
         best_cost = torch.full((b,), math.inf, device=device)
-        best = mean.clone()
+        best = self.project(self.expand(mean))
         rows = torch.arange(b, device=device)
         stats = []
         for it in range(c.iterations):
             cand = self.sample(mean, std, gen)
             if c.keep_mean:
-                cand[:, 0] = mean
+                cand[:, 0] = self.project(self.expand(mean))
             cost = self.rollout_cost(state, goal, cand)  # [B, K]
             elite_cost, elite_idx = cost.topk(c.num_elites, dim=1, largest=False)
             elites = cand[rows[:, None], elite_idx]  # [B, E, H, d]
             better = elite_cost[:, 0] < best_cost
             best_cost = torch.where(better, elite_cost[:, 0], best_cost)
             best[better] = elites[better, 0]
+            elites = self.reduce(elites)
             new_std = elites.std(dim=1, unbiased=False) if c.num_elites > 1 else std
             mean = c.momentum * mean + (1 - c.momentum) * elites.mean(dim=1)
             std = (c.momentum * std + (1 - c.momentum) * new_std).clamp_min(c.min_std)
@@ -173,7 +197,7 @@ class CEMPlanner:
                     "std": float(std.mean()),
                 }
             )
-        return PlanResult(best, best_cost, mean, stats)
+        return PlanResult(best, best_cost, self.project(self.expand(mean)), stats)
 
 
 def shift_plan(mean: Tensor, steps: int = 1) -> Tensor:
