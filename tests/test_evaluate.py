@@ -136,6 +136,10 @@ def test_episode_log_key_ignores_only_settings_that_do_not_change_an_episode(tmp
         k: v for k, v in to_dict(PlanningEvalConfig(episodes=30)).items() if k != "audit_plans"
     }
     assert fingerprint(ckpt, before) == key
+    # Nor one written before cem.hold existed; holding actions (hold > 1) plans otherwise.
+    old_cem = {k: v for k, v in before["cem"].items() if k != "hold"}
+    assert fingerprint(ckpt, {**before, "cem": old_cem}) == key
+    assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(hold=2)))) != key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(horizon=3)))) != key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(budget=40))) != key
     ckpt.write_bytes(b"other weights")

@@ -23,15 +23,22 @@ from vjepa2.planning.audit import PlanAudit
 # ones already run, and audits replay each plan after it is chosen (lines logged before
 # audits existed, or with them off, carry none and are reused as they are).
 NOT_IN_KEY = ("episodes", "audit_plans")
+# Settings added after logs were first written, at the value that plans exactly as before
+# they existed: left out of the key at that value, so the older logs stay readable.
+NEUTRAL_WHEN_ADDED = {("cem", "hold"): 1}
 
 
 def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
     """Short hash of the checkpoint (path, size, mtime) and the config without
-    ``NOT_IN_KEY``."""
+    ``NOT_IN_KEY`` (and ``NEUTRAL_WHEN_ADDED`` settings at their neutral value)."""
     st = Path(checkpoint).stat()
+    config = {k: v for k, v in config.items() if k not in NOT_IN_KEY}
+    for (section, name), neutral in NEUTRAL_WHEN_ADDED.items():
+        if isinstance(config.get(section), dict) and config[section].get(name) == neutral:
+            config[section] = {k: v for k, v in config[section].items() if k != name}
     key = {
         "checkpoint": [str(Path(checkpoint).resolve()), st.st_size, st.st_mtime_ns],
-        "config": {k: v for k, v in config.items() if k not in NOT_IN_KEY},
+        "config": config,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
