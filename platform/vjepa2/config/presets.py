@@ -2,7 +2,7 @@
 
 ``tiny`` runs on a laptop CPU in minutes and is what CI uses; ``tworoom_small`` is the
 TwoRoom world model that plans at 90% (about 10 minutes of CPU training) and
-``pusht_small`` PushT's best recipe so far (15%, about 47 minutes); ``tworoom`` and
+``pusht_small`` PushT's best recipe so far (26%, about 47 minutes); ``tworoom`` and
 ``pusht`` are sized for a few hours on CPU (minutes on a GPU) toward the seed's planning
 targets; the others carry the seed's hyperparameters (section 5) at real sizes.
 """
@@ -176,7 +176,7 @@ def dynamics_tworoom_small() -> DynamicsTrainConfig:
 
 
 def dynamics_pusht_small() -> DynamicsTrainConfig:
-    """The PushT world model of docs/results.md 2026-12-06 (15% under the protocol, 5-36%,
+    """The PushT world model of docs/results.md 2026-12-06 (26% under the protocol, 16-40%,
     the best PushT figure so far): the tiny encoder, a depth-6 predictor on the plain and the
     12 px-blurred standardised grids with the agent's position as a state token, 12000 steps
     (47 min on 2 CPU cores; the eighth section's 6000 steps predicted worse). Blurred alone,
