@@ -144,8 +144,9 @@ def at_model_frame_size(
     A frame drawn larger and resized down is not the frame the model learned from: PushT
     drawn at its default 96 px and resized to 64 moved the 12 px-blurred, standardised grid of
     the 2026-12-05 models by 80 times what one model step changes it
-    (``benchmarks/frame_gap.py``; docs/results.md, 2026-12-06). A render_size given in ``env_kwargs`` is kept, with a warning when it differs;
-    without a checkpoint (baselines only) ``cfg`` is returned as it is.
+    (``benchmarks/frame_gap.py``; docs/results.md, 2026-12-06). A render_size given in
+    ``env_kwargs`` is kept, with a warning when it differs; without a checkpoint (baselines
+    only) ``cfg`` is returned as it is.
     """
     if not checkpoint or cfg.env not in RENDER_SIZED_ENVS:
         return cfg
