@@ -99,7 +99,12 @@ def test_episodes_are_drawn_at_the_size_of_the_models_training_frames(tiny_world
     from dataclasses import replace
 
     from vjepa2.envs.pusht import PushTConfig
-    from vjepa2.eval.planning import PlanningEvalConfig, at_model_frame_size, evaluate_seeds
+    from vjepa2.eval.planning import (
+        PlanningEvalConfig,
+        at_model_frame_size,
+        build_agent,
+        evaluate_seeds,
+    )
     from vjepa2.planning import CEMConfig
     from vjepa2.train.builders import checkpoint_img_size
 
@@ -111,10 +116,12 @@ def test_episodes_are_drawn_at_the_size_of_the_models_training_frames(tiny_world
     assert at_model_frame_size(cfg, tiny_world_model).env_kwargs == {"render_size": size}
     (outcome,) = evaluate_seeds(cfg, [1_000_000], str(tiny_world_model), record=1)
     assert all(f.shape == (size, size, 3) for f in outcome.frames)
-    # A size given is kept, and one that differs from the model's is flagged.
+    # A size given is kept, and one that differs from the model's is flagged when the model
+    # is loaded to plan.
+    given = replace(cfg, env_kwargs={"render_size": 96})
+    assert at_model_frame_size(given, tiny_world_model) is given
     with pytest.warns(UserWarning, match=f"trained on {size} px"):
-        kept = at_model_frame_size(replace(cfg, env_kwargs={"render_size": 96}), tiny_world_model)
-    assert kept.env_kwargs == {"render_size": 96}
+        build_agent("cem", given, str(tiny_world_model), 2)
     # No checkpoint (baselines only), or an env without a frame-size field: left as it is.
     assert at_model_frame_size(cfg, None) is cfg
     gym = PlanningEvalConfig(env="gym:CartPole-v1")

@@ -33,7 +33,7 @@ from vjepa2.planning import (
     run_episode,
     wilson_interval,
 )
-from vjepa2.planning.agents import Agent
+from vjepa2.planning.agents import Agent, planning_dims
 from vjepa2.planning.audit import audit_summary
 
 AGENTS = ("cem", "cem_true_dynamics", "bc", "pixel_wm", "random", "do_nothing", "oracle")
@@ -96,6 +96,7 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
         from vjepa2.train.builders import load_world_model
 
         model, _ = load_world_model(checkpoint)
+        _warn_if_resized(cfg, planning_dims(model)[0])
         if name == "cem":
             return PlannerAgent(model, cfg.cem, execute=cfg.execute, audit_env=_audit_env(cfg))
         from vjepa2.planning.true_dynamics import TrueDynamicsAgent
@@ -145,24 +146,26 @@ def at_model_frame_size(
     drawn at its default 96 px and resized to 64 moved the 12 px-blurred, standardised grid of
     the 2026-12-05 models by 80 times what one model step changes it
     (``benchmarks/frame_gap.py``; docs/results.md, 2026-12-06). A render_size given in
-    ``env_kwargs`` is kept, with a warning when it differs; without a checkpoint (baselines
-    only) ``cfg`` is returned as it is.
+    ``env_kwargs`` is kept without reading the checkpoint (``build_agent`` warns when it
+    differs from the model's); without a checkpoint (baselines only) ``cfg`` is returned as
+    it is.
     """
-    if not checkpoint or cfg.env not in RENDER_SIZED_ENVS:
+    if not checkpoint or cfg.env not in RENDER_SIZED_ENVS or "render_size" in cfg.env_kwargs:
         return cfg
     from vjepa2.train.builders import checkpoint_img_size
 
-    img_size = checkpoint_img_size(checkpoint)
+    render_size = checkpoint_img_size(checkpoint)
+    return replace(cfg, env_kwargs={**cfg.env_kwargs, "render_size": render_size})
+
+
+def _warn_if_resized(cfg: PlanningEvalConfig, img_size: int) -> None:
     given = cfg.env_kwargs.get("render_size")
-    if given is None:
-        return replace(cfg, env_kwargs={**cfg.env_kwargs, "render_size": img_size})
-    if int(given) != img_size:
+    if cfg.env in RENDER_SIZED_ENVS and given is not None and int(given) != img_size:
         warnings.warn(
             f"env_kwargs.render_size={given} but the model was trained on {img_size} px "
             "frames: every frame is resized, and the model sees frames unlike its data",
-            stacklevel=2,
+            stacklevel=3,
         )
-    return cfg
 
 
 def train_missing_baselines(
