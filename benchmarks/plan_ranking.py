@@ -19,7 +19,9 @@ For a model with proprioception a second table scores the same candidates on the
 tokens alone (the proprio token left out of both costs): how well the model ranks what the
 plans do to the scene, apart from where they take the agent, which it predicts nearly
 exactly.
-``--checkpoint`` repeats for several models; prints the tables, writes JSON.
+``--checkpoint`` repeats for several models; prints the tables, writes JSON. ``--ensemble``
+(repeatable) plans each checkpoint together with those, as ``jobs.evaluate``'s
+``ensemble_checkpoints`` does, with ``--spread-weight`` as ``cem.spread_weight``.
 """
 
 from __future__ import annotations
@@ -39,16 +41,25 @@ from vjepa2.eval.plan_ranking import (
     ranking_stats,
     sample_plans,
 )
-from vjepa2.eval.planning import PlanningEvalConfig, at_model_frame_size, planning_env
+from vjepa2.eval.planning import (
+    PlanningEvalConfig,
+    at_model_frame_size,
+    load_planning_model,
+    planning_env,
+)
 from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
-from vjepa2.train.builders import load_world_model
 
 STATS = ("spearman", "elite_overlap", "regret", "oracle_rank", "spread", "level")
 
 
 def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
-    model, _ = load_world_model(checkpoint)
-    cfg = CEMConfig(num_candidates=args.candidates, horizon=args.horizon, iterations=1)
+    model = load_planning_model(checkpoint, tuple(args.ensemble))
+    cfg = CEMConfig(
+        num_candidates=args.candidates,
+        horizon=args.horizon,
+        iterations=1,
+        spread_weight=args.spread_weight,
+    )
     agent = PlannerAgent(model, cfg)
     # Frames drawn at the model's training size, as jobs.evaluate draws them.
     env = planning_env(at_model_frame_size(PlanningEvalConfig(env=args.env), checkpoint))
@@ -77,7 +88,10 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         for k in STATS:
             values = [e[prefix + k] for e in episodes if e[prefix + k] is not None]
             medians[prefix + k] = float(np.median(values)) if values else None
-    return {"checkpoint": checkpoint, **medians, "episodes": episodes}
+    name = " + ".join([checkpoint, *args.ensemble])
+    if args.ensemble:
+        name += f" (spread {args.spread_weight:g})"
+    return {"checkpoint": name, **medians, "episodes": episodes}
 
 
 def _stats(model_cost, true_cost, num_elites: int, with_oracle: bool) -> dict:
@@ -92,6 +106,10 @@ def _stats(model_cost, true_cost, num_elites: int, with_oracle: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", action="append", required=True, help="dynamics final.pt")
+    p.add_argument(
+        "--ensemble", action="append", default=[], help="a checkpoint to plan with beside each"
+    )
+    p.add_argument("--spread-weight", type=float, default=0.0, help="cem.spread_weight")
     p.add_argument("--env", default="tworoom")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--candidates", type=int, default=300)
@@ -101,8 +119,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench/plan_ranking.json")
     args = p.parse_args()
-    if args.episodes < 1 or args.candidates < 10 or args.horizon < 1:
-        p.error("--episodes >= 1, --candidates >= 10 and --horizon >= 1 are required")
+    if args.episodes < 1 or args.candidates < 10 or args.horizon < 1 or args.spread_weight < 0:
+        p.error(
+            "--episodes >= 1, --candidates >= 10, --horizon >= 1 and --spread-weight >= 0 "
+            "are required"
+        )
 
     rows = [rank_checkpoint(c, args) for c in args.checkpoint]
     print(f"{args.episodes} episodes x {args.candidates} candidates, H={args.horizon}; medians")

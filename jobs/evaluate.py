@@ -3,6 +3,8 @@
 python -m jobs.evaluate --checkpoint runs/demo/dynamics/final.pt --episodes 50
 python -m jobs.evaluate --checkpoint ... --dataset runs/demo/data/tworoom --set cem.iterations=3
 python -m jobs.evaluate --checkpoint ... --config runs/sweeps/cem/best.yaml   # a CEM sweep's best
+python -m jobs.evaluate --checkpoint a/final.pt --set "ensemble_checkpoints=[b/final.pt]" \
+    --set cem.spread_weight=1.0   # plan with two models; penalise plans they disagree on
 
 With --dataset, the BC policy (and the pixel-space world model, when asked for with
 ``--set "agents=[cem,pixel_wm]"``) train on its train split, once: ``<out>/bc.pt``,
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = apply_overrides(cfg, args.overrides)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"config error: {exc}") from None
+    cfg = replace(cfg, ensemble_checkpoints=resolve_checkpoints(cfg.ensemble_checkpoints))
     # Resolved here as well as per episode, so that results.json and the episode log's
     # fingerprint record the frame size the episodes were drawn at.
     cfg = at_model_frame_size(cfg, ckpt)
@@ -117,6 +120,16 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_mlflow:
         print(f"MLflow: {log_evaluation(ckpt, results, [out / 'results.md', *figures])}")
     return results
+
+
+def resolve_checkpoints(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Ensemble checkpoints as absolute paths (Ray workers start elsewhere); a missing one
+    stops the job before any planning."""
+    resolved = tuple(str(Path(p).resolve()) for p in paths)
+    missing = [p for p in resolved if not Path(p).is_file()]
+    if missing:
+        raise SystemExit(f"ensemble checkpoint not found: {', '.join(missing)}")
+    return resolved
 
 
 def run_logged_episodes(

@@ -71,10 +71,13 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
         (["--set=agents=[cem,magic]"], "unknown agents"),
         (["--set=cem.elite_frac=2"], "elite_frac"),
         (["--set=budgett=3"], "unknown key"),
+        (["--set=ensemble_checkpoints=[/nonexistent.pt]"], "ensemble checkpoint not found"),
     ],
 )
 def test_bad_arguments_exit_with_one_clear_line(tiny_world_model, argv, message):
-    full = [f"--checkpoint={tiny_world_model}", *argv] if "checkpoint" not in argv[0] else argv
+    full = (
+        argv if argv[0].startswith("--checkpoint") else [f"--checkpoint={tiny_world_model}", *argv]
+    )
     with pytest.raises(SystemExit, match=message):
         evaluate.main(full)
 
@@ -143,10 +146,22 @@ def test_episode_log_key_ignores_only_settings_that_do_not_change_an_episode(tmp
         k: v for k, v in to_dict(PlanningEvalConfig(episodes=30)).items() if k != "audit_plans"
     }
     assert fingerprint(ckpt, before) == key
-    # Nor one written before cem.hold existed; holding actions (hold > 1) plans otherwise.
-    old_cem = {k: v for k, v in before["cem"].items() if k != "hold"}
-    assert fingerprint(ckpt, {**before, "cem": old_cem}) == key
+    # Nor one written before cem.hold, cem.spread_weight or ensembles existed; at other
+    # values they plan otherwise.
+    old_cem = {k: v for k, v in before["cem"].items() if k not in ("hold", "spread_weight")}
+    no_ensemble = {k: v for k, v in before.items() if k != "ensemble_checkpoints"}
+    assert fingerprint(ckpt, {**no_ensemble, "cem": old_cem}) == key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(hold=2)))) != key
+    spread = PlanningEvalConfig(episodes=30, cem=CEMConfig(spread_weight=1.0))
+    assert fingerprint(ckpt, to_dict(spread)) != key
+    # An ensemble's key follows its members' files too.
+    member = tmp_path / "member.pt"
+    member.write_bytes(b"member")
+    ensemble = to_dict(PlanningEvalConfig(episodes=30, ensemble_checkpoints=(str(member),)))
+    ensemble_key = fingerprint(ckpt, ensemble)
+    assert ensemble_key != key
+    member.write_bytes(b"retrained member")
+    assert fingerprint(ckpt, ensemble) != ensemble_key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(horizon=3)))) != key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(budget=40))) != key
     ckpt.write_bytes(b"other weights")

@@ -78,6 +78,46 @@ def test_held_actions_search_one_raw_action_per_step():
         CEMPlanner(step, 6, CEMConfig(hold=4))
 
 
+def _two_member_step(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """An ensemble of two 1-d models, states [M, 2, 1]: member 0 is right (x += a_0);
+    member 1 wrongly believes a_1 moves x too (x += a_0 + 4 a_1^2)."""
+    right = s[:, 0] + a[:, :1]
+    wrong = s[:, 1] + a[:, :1] + 4 * a[:, 1:] ** 2
+    return torch.stack([right, wrong], 1)
+
+
+def test_ensemble_spread_weight_keeps_cem_off_plans_only_one_member_believes():
+    """Goal x = 2, one step of at most 1: member 1's error promises the goal for |a_1| =
+    0.5. Without a penalty the members' mean cost (0.5) beats the honest plan's (1.0); with
+    spread_weight = 2 the disagreement costs 1.0 more and CEM keeps a_1 near 0."""
+    start, goal = torch.zeros(1, 2, 1), torch.full((1, 2, 1), 2.0)
+
+    def plan(spread_weight: float) -> torch.Tensor:
+        cfg = CEMConfig(
+            num_candidates=200, horizon=1, iterations=10, spread_weight=spread_weight, seed=3
+        )
+        return CEMPlanner(_two_member_step, 2, cfg, members=2).plan(start, goal).actions[0, 0]
+
+    exploit, honest = plan(0.0), plan(2.0)
+    assert exploit[0] > 0.95 and abs(exploit[1].abs() - 0.5) < 0.05
+    assert honest[0] > 0.95 and honest[1].abs() < 0.1
+    # Per-member energies, then the mean plus spread_weight x the members' std.
+    from vjepa2.planning.cem import combine_costs, energy
+
+    per_member = energy(_two_member_step(start, exploit[None]), goal, "l2", members=2)
+    torch.testing.assert_close(
+        per_member, torch.tensor([[(2 - exploit[0]) ** 2, 0.0]]), atol=0.02, rtol=0
+    )
+    torch.testing.assert_close(
+        combine_costs(per_member[:, None], "sum", 2.0),
+        per_member.mean(1) + per_member.std(1, unbiased=False) * 2,
+    )
+    with pytest.raises(ValueError, match="expected 2 ensemble members"):
+        energy(torch.zeros(4, 3, 1), torch.zeros(4, 3, 1), "l2", members=2)
+    with pytest.raises(ValueError, match="spread_weight"):
+        CEMConfig(spread_weight=-1.0)
+
+
 def test_token_grid_states_and_l1_summed_energy():
     cfg = CEMConfig(num_candidates=128, horizon=2, iterations=10, energy="l1", cost="sum")
     planner = CEMPlanner(lambda s, a: s + a[:, None, :], 3, cfg)

@@ -24,22 +24,48 @@ from vjepa2.planning.audit import PlanAudit
 # audits existed, or with them off, carry none and are reused as they are).
 NOT_IN_KEY = ("episodes", "audit_plans")
 # Settings added after logs were first written, at the value that plans exactly as before
-# they existed: left out of the key at that value, so the older logs stay readable.
-NEUTRAL_WHEN_ADDED = {("cem", "hold"): 1}
+# they existed: left out of the key at that value, so the older logs stay readable. A key is
+# the setting's path in the config: a top-level field, or a section and its field.
+NEUTRAL_WHEN_ADDED: dict[tuple[str, ...], Any] = {
+    ("cem", "hold"): 1,
+    ("cem", "spread_weight"): 0.0,
+    ("ensemble_checkpoints",): [],
+}
+
+
+def _file_id(path: str | Path) -> list:
+    """A checkpoint file as the key sees it: its resolved path, size and mtime."""
+    st = Path(path).stat()
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _is_neutral(value: Any, neutral: Any) -> bool:
+    # as the config file would compare them: a tuple and a list, 0 and 0.0, are the same
+    return value == neutral or json.dumps(value) == json.dumps(neutral)
+
+
+def _without_neutral(config: dict[str, Any]) -> dict[str, Any]:
+    config = dict(config)
+    for path, neutral in NEUTRAL_WHEN_ADDED.items():
+        if len(path) == 1:
+            if path[0] in config and _is_neutral(config[path[0]], neutral):
+                del config[path[0]]
+            continue
+        section, name = path
+        fields = config.get(section)
+        if isinstance(fields, dict) and name in fields and _is_neutral(fields[name], neutral):
+            config[section] = {k: v for k, v in fields.items() if k != name}
+    return config
 
 
 def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
-    """Short hash of the checkpoint (path, size, mtime) and the config without
-    ``NOT_IN_KEY`` (and ``NEUTRAL_WHEN_ADDED`` settings at their neutral value)."""
-    st = Path(checkpoint).stat()
-    config = {k: v for k, v in config.items() if k not in NOT_IN_KEY}
-    for (section, name), neutral in NEUTRAL_WHEN_ADDED.items():
-        if isinstance(config.get(section), dict) and config[section].get(name) == neutral:
-            config[section] = {k: v for k, v in config[section].items() if k != name}
-    key = {
-        "checkpoint": [str(Path(checkpoint).resolve()), st.st_size, st.st_mtime_ns],
-        "config": config,
-    }
+    """Short hash of the checkpoint (path, size, mtime), any ensemble checkpoints likewise,
+    and the config without ``NOT_IN_KEY`` (and ``NEUTRAL_WHEN_ADDED`` settings at their
+    neutral value)."""
+    config = _without_neutral({k: v for k, v in config.items() if k not in NOT_IN_KEY})
+    key: dict[str, Any] = {"checkpoint": _file_id(checkpoint), "config": config}
+    if config.get("ensemble_checkpoints"):
+        key["ensemble"] = [_file_id(p) for p in config["ensemble_checkpoints"]]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

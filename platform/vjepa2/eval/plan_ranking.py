@@ -112,6 +112,7 @@ def candidate_costs(
         agent.planner.action_dim,
         agent.planner.cfg,
         with_states=proprio,
+        members=agent.planner.members,
     )
     snapshot = torch.from_numpy(np.asarray(episode.start_state, np.float64))[None]
     replayed = exact.replayed_latents(snapshot, plans)

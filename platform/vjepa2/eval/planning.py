@@ -65,6 +65,10 @@ class PlanningEvalConfig:
     agents: tuple[str, ...] = DEFAULT_AGENTS
     bc_checkpoint: str = ""  # a goal-conditioned BC policy (jobs.evaluate trains one)
     pixel_wm_checkpoint: str = ""  # a pixel-space world model (jobs.evaluate trains one)
+    # More dynamics checkpoints that cem (and cem_true_dynamics) plan with beside the main
+    # one, as an ensemble (planning/ensemble.py): each candidate's cost is the members' mean
+    # plus cem.spread_weight x their spread. Same frame size, action width and state shape.
+    ensemble_checkpoints: tuple[str, ...] = ()
     # The cost summed over the horizon and 10 iterations, not the seed's final-state cost at 5:
     # on TwoRoom's protocol episodes with exact dynamics that took the true-distance energy
     # from 80-88% to 94% (benchmarks/cem_ceiling.py) and the 16 px-blurred grid's from 60% to
@@ -93,9 +97,7 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
     if name in ("cem", "cem_true_dynamics"):
         if not checkpoint:
             raise ValueError(f"the {name} agent needs a dynamics checkpoint")
-        from vjepa2.train.builders import load_world_model
-
-        model, _ = load_world_model(checkpoint)
+        model = load_planning_model(checkpoint, cfg.ensemble_checkpoints)
         _warn_if_resized(cfg, planning_dims(model)[0])
         if name == "cem":
             return PlannerAgent(model, cfg.cem, execute=cfg.execute, audit_env=_audit_env(cfg))
@@ -125,6 +127,18 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
     if name == "do_nothing":
         return DoNothingAgent(action_dim)
     return OracleAgent()
+
+
+def load_planning_model(checkpoint: str | Path, ensemble: tuple[str, ...] = ()):
+    """The world model at ``checkpoint``, or with ``ensemble`` checkpoints, all of them as
+    one ``WorldModelEnsemble`` (the main checkpoint is member 0)."""
+    from vjepa2.train.builders import load_world_model
+
+    if not ensemble:
+        return load_world_model(checkpoint)[0]
+    from vjepa2.planning.ensemble import WorldModelEnsemble
+
+    return WorldModelEnsemble([load_world_model(p)[0] for p in (checkpoint, *ensemble)])
 
 
 def _audit_env(cfg: PlanningEvalConfig):

@@ -44,6 +44,12 @@ def model_proprio_dims(model: PlanningModel) -> tuple[int, ...]:
     return tuple(getattr(model, "proprio_dims", ()))
 
 
+def model_members(model: PlanningModel) -> int:
+    """How many dynamics models a model's states carry side by side (an ensemble's members,
+    planning/ensemble.py); 1 for a single model."""
+    return int(getattr(model, "members", 1))
+
+
 def planning_dims(model: PlanningModel) -> tuple[int, int]:
     """(img_size, action_dim): declared by the model (the pixel world model), or read off a
     ``WorldModel``'s encoder and dynamics, which own them there."""
@@ -79,14 +85,19 @@ class PlannerAgent:
         self.device = torch.device(device)
         self.img_size, action_dim = planning_dims(model)
         self.proprio_dims = model_proprio_dims(model)
-        self.planner = CEMPlanner(model.step, action_dim, cfg)
+        self.planner = CEMPlanner(model.step, action_dim, cfg, model_members(model))
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
         self.auditor = (
             None
             if audit_env is None
             else PlanAuditor(
-                audit_env, self.encode_frames, action_dim, cfg, with_states=bool(self.proprio_dims)
+                audit_env,
+                self.encode_frames,
+                action_dim,
+                cfg,
+                with_states=bool(self.proprio_dims),
+                members=self.planner.members,
             )
         )
         self.audits: list[PlanAudit] = []

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from vjepa2.envs.registry import WorldEnv
-from vjepa2.planning.cem import CEMConfig, combine_costs, energy, scored_steps
+from vjepa2.planning.cem import CEMConfig, energy, scored_steps
 
 # A plan over-promised when its replayed cost exceeds twice the model's, plus this share of
 # the cost of standing still (so that near the goal, where both costs are tiny, noise in the
@@ -60,11 +60,13 @@ class PlanAuditor:
         cfg: CEMConfig,
         *,
         with_states: bool = False,
+        members: int = 1,
     ) -> None:
         from vjepa2.planning.true_dynamics import TrueDynamicsCEM
 
-        self.cfg = cfg
-        self._replay = TrueDynamicsCEM(sim, encode_frames, action_dim, cfg, with_states=with_states)
+        self._replay = TrueDynamicsCEM(
+            sim, encode_frames, action_dim, cfg, with_states=with_states, members=members
+        )
 
     @torch.no_grad()
     def audit(
@@ -75,9 +77,10 @@ class PlanAuditor:
         plan = actions.reshape(1, 1, -1, actions.shape[-1])
         snap = torch.from_numpy(np.asarray(snapshot, np.float64))[None]
         replayed = float(self._replay.rollout_cost(snap, goal, plan)[0, 0])
-        n = len(scored_steps(plan.shape[2], self.cfg.cost))
-        here = energy(state, goal, self.cfg.energy)  # [1]
-        still = float(combine_costs(here[:, None].expand(1, n), self.cfg.cost)[0])
+        replay = self._replay
+        n = len(scored_steps(plan.shape[2], replay.cfg.cost))
+        here = energy(state, goal, replay.cfg.energy, members=replay.members)  # [1] or [1, E]
+        still = float(replay.combine(here[:, None].expand(1, n, *here.shape[1:]))[0])
         return PlanAudit(float(predicted), replayed, still)
 
 

@@ -49,6 +49,10 @@ class CEMConfig:
     # step). CEM then searches action_dim / hold numbers per step, and its candidates move
     # the way scripted data moves (one direction per step) rather than jittering within one.
     hold: int = 1
+    # With an ensemble of dynamics models (planning/ensemble.py), a candidate's cost is the
+    # members' mean plus spread_weight x their standard deviation: a plan that only one
+    # member believes in (a model error CEM found) costs more. Ignored with one model.
+    spread_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +65,7 @@ class CEMConfig:
         _check(self.radius > 0, "cem radius must be > 0")
         _check(self.cost in ("final", "sum", "min"), "cem cost must be final, sum or min")
         _check(self.hold >= 1, "cem hold must be >= 1")
+        _check(self.spread_weight >= 0, "cem spread_weight must be >= 0")
 
     @property
     def num_elites(self) -> int:
@@ -75,10 +80,19 @@ class PlanResult:
     stats: list[dict[str, float]] = field(default_factory=list)  # one row per iteration
 
 
-def energy(pred: Tensor, goal: Tensor, kind: str, tokens: slice | None = None) -> Tensor:
+def energy(
+    pred: Tensor, goal: Tensor, kind: str, tokens: slice | None = None, members: int = 1
+) -> Tensor:
     """Mean L2 (squared) or L1 distance per row over every latent element: [M]. ``tokens``
-    keeps some of a token grid's tokens (dim 1), e.g. ``slice(0, -1)`` all but a proprio
-    token, for diagnostics; planning scores them all."""
+    keeps some of a token grid's tokens (the dim after the rows), e.g. ``slice(0, -1)`` all
+    but a proprio token, for diagnostics; planning scores them all. With ``members`` > 1,
+    pred and goal are an ensemble's states [M, E, *S] and each member's energy comes back:
+    [M, E]."""
+    if members > 1:
+        if pred.shape[1] != members:
+            raise ValueError(f"expected {members} ensemble members on dim 1, got {pred.shape}")
+        flat = energy(pred.flatten(0, 1), goal.flatten(0, 1), kind, tokens)
+        return flat.view(-1, members)
     if tokens is not None:
         pred, goal = pred[:, tokens], goal[:, tokens]
     diff = (pred.float() - goal.float()).flatten(1)
@@ -90,14 +104,27 @@ def scored_steps(horizon: int, cost: str) -> list[int]:
     return [horizon - 1] if cost == "final" else list(range(horizon))
 
 
-def combine_costs(per_step: Tensor, cost: str) -> Tensor:
-    """[M, T] energies of the scored steps -> [M]: summed, or their minimum for ``min``."""
-    return per_step.amin(1) if cost == "min" else per_step.sum(1)
+def combine_costs(per_step: Tensor, cost: str, spread_weight: float = 0.0) -> Tensor:
+    """[M, T] energies of the scored steps -> [M]: summed, or their minimum for ``min``.
+    An ensemble's [M, T, E] are combined per member, then the members' mean plus
+    ``spread_weight`` x their standard deviation."""
+    per_plan = per_step.amin(1) if cost == "min" else per_step.sum(1)
+    if per_plan.dim() == 1:
+        return per_plan
+    return per_plan.mean(-1) + spread_weight * per_plan.std(-1, unbiased=False)
 
 
 class CEMPlanner:
-    def __init__(self, step: StepFn, action_dim: int, cfg: CEMConfig | None = None) -> None:
+    """``members`` > 1: ``step`` is an ensemble's, its states are [M, E, *S] (one per member),
+    and a candidate's cost combines the members' (``combine_costs``)."""
+
+    def __init__(
+        self, step: StepFn, action_dim: int, cfg: CEMConfig | None = None, members: int = 1
+    ) -> None:
         self.step, self.action_dim, self.cfg = step, action_dim, cfg or CEMConfig()
+        if members < 1:
+            raise ValueError(f"members must be >= 1, got {members}")
+        self.members = members
         if action_dim % self.cfg.hold:
             raise ValueError(
                 f"cem hold={self.cfg.hold} must divide the model's action width {action_dim} "
@@ -147,8 +174,12 @@ class CEMPlanner:
         for t in range(h):
             s = self.step(s, flat[:, t])
             if t in scored:
-                per_step.append(energy(s, g, self.cfg.energy, tokens))
-        return combine_costs(torch.stack(per_step, 1), self.cfg.cost).view(b, k)
+                per_step.append(energy(s, g, self.cfg.energy, tokens, self.members))
+        return self.combine(torch.stack(per_step, 1)).view(b, k)
+
+    def combine(self, per_step: Tensor) -> Tensor:
+        """Energies of the scored steps [M, T] (an ensemble's [M, T, E]) -> costs [M]."""
+        return combine_costs(per_step, self.cfg.cost, self.cfg.spread_weight)
 
     @torch.no_grad()
     def plan(

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from vjepa2.envs.registry import WorldEnv, replay_frames, replay_frames_and_states
 from vjepa2.planning.agents import PlannerAgent, PlanningModel
-from vjepa2.planning.cem import CEMConfig, CEMPlanner, combine_costs, energy, scored_steps
+from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy, scored_steps
 
 NAME = "cem_true_dynamics"
 ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
@@ -43,8 +43,9 @@ class TrueDynamicsCEM(CEMPlanner):
         cfg: CEMConfig | None = None,
         *,
         with_states: bool = False,
+        members: int = 1,
     ) -> None:
-        super().__init__(self._unused_step, action_dim, cfg)
+        super().__init__(self._unused_step, action_dim, cfg, members)
         env_dim = int(np.prod(sim.action_space.shape))
         if action_dim % env_dim:
             raise ValueError(
@@ -107,8 +108,8 @@ class TrueDynamicsCEM(CEMPlanner):
         b, k, h, _ = shape
         keep = scored_steps(h, self.cfg.cost)
         g = goal.repeat_interleave(k * len(keep), dim=0)
-        e = energy(z, g.to(z.device), self.cfg.energy, tokens)
-        return combine_costs(e.view(b * k, len(keep)), self.cfg.cost).view(b, k)
+        e = energy(z, g.to(z.device), self.cfg.energy, tokens, self.members)
+        return self.combine(e.view(b * k, len(keep), *e.shape[1:])).view(b, k)
 
 
 class TrueDynamicsAgent(PlannerAgent):
@@ -133,6 +134,7 @@ class TrueDynamicsAgent(PlannerAgent):
             self.planner.action_dim,
             cfg,
             with_states=bool(self.proprio_dims),
+            members=self.planner.members,
         )
         self._snapshot: np.ndarray | None = None
 
