@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from vjepa2.config import ConfigError, apply_overrides, get_preset, load_yaml
@@ -20,6 +21,15 @@ def add_overrides(
         metavar="KEY=VALUE",
         help=help or "dotted override, e.g. --set optim.lr=3e-4 (repeatable)",
     )
+
+
+def existing_file(path: str | Path, what: str = "checkpoint") -> Path:
+    """``path`` made absolute (Ray workers start elsewhere); exits with one line if it is
+    not a file."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise SystemExit(f"{what} not found: {resolved}")
+    return resolved
 
 
 def config_parser(description: str) -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from jobs.cli import add_overrides
+from jobs.cli import add_overrides, existing_file
 from vjepa2.config import ConfigError, apply_overrides, load_yaml, to_dict
 from vjepa2.eval.episode_log import EpisodeLog, fingerprint
 from vjepa2.eval.planning import (
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-resume", action="store_true", help="ignore the episodes in <out>/episodes.jsonl"
     )
     args = p.parse_args(argv)
-    ckpt = Path(args.checkpoint).resolve()
-    if not ckpt.is_file():
-        raise SystemExit(f"checkpoint not found: {ckpt}")
+    ckpt = existing_file(args.checkpoint)
     try:
         cfg = load_yaml(PlanningEvalConfig, args.config) if args.config else PlanningEvalConfig()
         if args.episodes is not None:
@@ -71,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = apply_overrides(cfg, args.overrides)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"config error: {exc}") from None
-    cfg = replace(cfg, ensemble_checkpoints=resolve_checkpoints(cfg.ensemble_checkpoints))
+    ensemble = tuple(str(existing_file(c, "ensemble checkpoint")) for c in cfg.ensemble_checkpoints)
+    cfg = replace(cfg, ensemble_checkpoints=ensemble)
     # Resolved here as well as per episode, so that results.json and the episode log's
     # fingerprint record the frame size the episodes were drawn at.
     cfg = at_model_frame_size(cfg, ckpt)
@@ -120,16 +119,6 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_mlflow:
         print(f"MLflow: {log_evaluation(ckpt, results, [out / 'results.md', *figures])}")
     return results
-
-
-def resolve_checkpoints(paths: tuple[str, ...]) -> tuple[str, ...]:
-    """Ensemble checkpoints as absolute paths (Ray workers start elsewhere); a missing one
-    stops the job before any planning."""
-    resolved = tuple(str(Path(p).resolve()) for p in paths)
-    missing = [p for p in resolved if not Path(p).is_file()]
-    if missing:
-        raise SystemExit(f"ensemble checkpoint not found: {', '.join(missing)}")
-    return resolved
 
 
 def run_logged_episodes(

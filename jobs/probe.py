@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from jobs.cli import add_overrides
+from jobs.cli import add_overrides, existing_file
 from vjepa2.config import ConfigError, apply_overrides, to_dict
 from vjepa2.eval.probes import (
     ProbeConfig,
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    ckpt = Path(args.checkpoint).resolve()
-    if not ckpt.is_file():
-        raise SystemExit(f"checkpoint not found: {ckpt}")
+    ckpt = existing_file(args.checkpoint)
     try:
         cfg = apply_overrides(ProbeConfig(), args.overrides)
     except (ConfigError, ValueError) as exc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from jobs.cli import add_overrides
+from jobs.cli import add_overrides, existing_file
 from jobs.sweep_trials import (
     CEM_METRIC,
     MASKING_METRIC,
@@ -106,9 +106,7 @@ def masking_setup(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 def cem_setup(args: argparse.Namespace) -> dict[str, Any]:
     from vjepa2.eval.planning import PlanningEvalConfig
 
-    checkpoint = Path(args.checkpoint).resolve()
-    if not checkpoint.is_file():
-        raise SystemExit(f"checkpoint not found: {checkpoint}")
+    checkpoint = existing_file(args.checkpoint)
     # Tuned on validation episodes: the protocol's own (seed 1_000_000 on) stay unseen.
     cfg = PlanningEvalConfig(episodes=args.episodes, seed=VALIDATION_SEED)
     cfg = apply_overrides(cfg, args.overrides)

@@ -39,21 +39,18 @@ def _file_id(path: str | Path) -> list:
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
 
-def _is_neutral(value: Any, neutral: Any) -> bool:
-    # as the config file would compare them: a tuple and a list, 0 and 0.0, are the same
-    return value == neutral or json.dumps(value) == json.dumps(neutral)
-
-
 def _without_neutral(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (as ``to_dict`` or a logged JSON line gives it: lists, not tuples) without
+    the ``NEUTRAL_WHEN_ADDED`` settings at their neutral value."""
     config = dict(config)
     for path, neutral in NEUTRAL_WHEN_ADDED.items():
         if len(path) == 1:
-            if path[0] in config and _is_neutral(config[path[0]], neutral):
+            if path[0] in config and config[path[0]] == neutral:
                 del config[path[0]]
             continue
         section, name = path
         fields = config.get(section)
-        if isinstance(fields, dict) and name in fields and _is_neutral(fields[name], neutral):
+        if isinstance(fields, dict) and name in fields and fields[name] == neutral:
             config[section] = {k: v for k, v in fields.items() if k != name}
     return config
 
