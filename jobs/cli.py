@@ -60,6 +60,10 @@ def run_training_job(job: str, description: str, config_type: type, argv: list[s
     """The whole of a training entrypoint: parse, resolve the config, train, report."""
     args = config_parser(description).parse_args(argv)
     cfg = resolve_config(job, args, config_type)
+    if cfg.train.init_checkpoint:
+        cfg.train.init_checkpoint = str(
+            existing_file(cfg.train.init_checkpoint, "train.init_checkpoint")
+        )
     resume, progress = not args.no_resume, not args.quiet
     if args.local:
         from vjepa2.train.local import run_local

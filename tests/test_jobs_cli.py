@@ -35,6 +35,7 @@ def test_pretrain_then_dynamics_from_the_command_line(tmp_path, capsys):
         (["--set", "optim.lrr=1"], "unknown key"),
         (["--preset", "huge"], "valid presets"),
         (["--config", "/nonexistent.yaml"], "not found"),
+        (["--set", "train.init_checkpoint=/nonexistent.pt"], "train.init_checkpoint not found"),
     ],
 )
 def test_bad_config_exits_with_one_clear_line(argv, message):

@@ -181,3 +181,38 @@ def test_block_pushing_policy_moves_the_block(pusht):
     pushed, random = moved("block_pushing"), moved("random")
     # Measured: 4/4 episodes moved with pushing, 0/4 to 1/4 with uniform random actions.
     assert pushed >= 3 and pushed > random
+
+
+def test_block_pushing_noise_range_draws_one_level_per_episode(pusht):
+    """``noise_max`` gives each episode its own noise in [noise, noise_max]: some episodes
+    push cleanly, others jitter; without it the stream is the fixed-noise policy's."""
+
+    def jitter(policy, episode: int) -> float:
+        """Mean distance of the actions from the noise-free ones, over 30 steps."""
+        frame, info = pusht.reset(seed=episode)
+        policy.reset(pusht, np.random.default_rng(episode))
+        quiet = make_policy("block_pushing", pusht, noise=0.0)
+        quiet.reset(pusht, np.random.default_rng(episode))
+        gaps = []
+        for _ in range(30):
+            a, clean = policy(frame, info), quiet(frame, info)
+            gaps.append(np.abs(a - clean).mean())
+            frame, _, _, _, info = pusht.step(a)
+            quiet._phase, quiet._dir, quiet._target, quiet._left = (
+                policy._phase,
+                policy._dir,
+                policy._target,
+                policy._left,
+            )
+        return float(np.mean(gaps))
+
+    ranged = make_policy("block_pushing", pusht, noise=0.0, noise_max=2.0)
+    levels = [jitter(ranged, e) for e in range(8)]
+    assert max(levels) > 4 * min(levels)  # the draws differ per episode
+    assert all(0 <= ranged_level < 1.0 for ranged_level in levels)  # clipped to [-1, 1]
+
+    fixed = make_policy("block_pushing", pusht)
+    same = make_policy("block_pushing", pusht, noise=0.25, noise_max=None)
+    assert jitter(fixed, 3) == jitter(same, 3)
+    with pytest.raises(ValueError, match="noise <= noise_max"):
+        make_policy("block_pushing", pusht, noise=1.0, noise_max=0.5)

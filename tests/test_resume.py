@@ -73,3 +73,47 @@ def test_dynamics_resume_is_bitwise_identical(tmp_path):
     resumed = run_dynamics_training(cfg(tmp_path / "b", 10), progress=False)
     a, b = _params(straight.checkpoint), _params(resumed.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_checkpoint_starts_a_fresh_run_from_trained_weights(tmp_path):
+    """Fine-tuning: the trained model's weights (standardiser included), a new optimizer and
+    schedule from step 0; a checkpoint that does not fit is refused before anything trains."""
+    import pytest
+
+    from vjepa2.train.checkpoint import CheckpointError
+    from vjepa2.train.loop import build_task
+
+    def cfg(out, steps, *extra):
+        return apply_overrides(
+            get_preset("dynamics", "tiny"),
+            [
+                f"train.out_dir={out}",
+                f"train.steps={steps}",
+                "train.checkpoint_every=5",
+                "train.batch_size=4",
+                "data.synthetic.num_videos=8",
+                "state.standardize=true",
+                "train.log_every=1",
+                *extra,
+            ],
+        )
+
+    trained = run_dynamics_training(cfg(tmp_path / "a", 6), progress=False).checkpoint
+    weights = _params(trained)
+    assert int(weights["standardizer.batches"]) > 0
+    init = f"train.init_checkpoint={trained}"
+    task = build_task(cfg(tmp_path / "b", 3, init), torch.device("cpu"))
+    start = task.model.state_dict()
+    assert all(torch.equal(start[k], weights[k]) for k in weights)
+    assert not task.optimizer.state  # a fresh optimizer: no moments carried over
+
+    tuned = run_dynamics_training(cfg(tmp_path / "b", 3, init), progress=False)
+    assert [r["step"] for r in tuned.history] == [0, 1, 2]
+    after = _params(tuned.checkpoint)
+    assert any(not torch.equal(after[k], weights[k]) for k in weights)
+
+    with pytest.raises(CheckpointError, match="init_checkpoint.*does not match"):
+        build_task(cfg(tmp_path / "c", 3, init, "dynamics.depth=3"), torch.device("cpu"))
+    pre = apply_overrides(get_preset("pretrain", "tiny"), [init])
+    with pytest.raises(CheckpointError, match="expected 'pretrain'"):
+        build_task(pre, torch.device("cpu"))

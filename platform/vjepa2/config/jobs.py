@@ -103,6 +103,10 @@ class TrainConfig:
     out_dir: str = "runs/default"
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU only
+    # Start from this checkpoint's weights (same phase, same shapes; the dynamics model's
+    # encoder and fitted standardiser included) with a fresh optimizer and schedule: fine-
+    # tuning on other data. Resuming the run's own checkpoint takes precedence.
+    init_checkpoint: str = ""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "train.steps must be >= 1")

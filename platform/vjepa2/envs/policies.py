@@ -164,11 +164,16 @@ class BlockPushingPolicy:
 
     The push direction is the agent-to-block direction turned by up to ``max_turn`` radians,
     so the approach point lies on the agent's side and the way there rarely crosses the block.
+
+    ``noise_max`` set draws each episode's noise uniformly from [``noise``, ``noise_max``]: one
+    dataset then holds clean pushes and the jerky, half-random motion a planner's candidates
+    make, which a model trained on clean pushes alone has never seen.
     """
 
     def __init__(
         self,
         noise: float = 0.25,
+        noise_max: float | None = None,
         behind: float = 90.0,
         push_through: float = 60.0,
         push_steps: tuple[int, int] = (6, 15),
@@ -176,7 +181,13 @@ class BlockPushingPolicy:
         tol: float = 20.0,
         patience: int = 25,
     ):
+        if noise < 0 or (noise_max is not None and noise_max < noise):
+            raise ValueError(
+                f"block_pushing: need 0 <= noise <= noise_max, got noise={noise}, "
+                f"noise_max={noise_max}"
+            )
         self.noise, self.behind, self.push_through = noise, behind, push_through
+        self.noise_max = noise_max
         self.push_steps, self.max_turn, self.tol, self.patience = (
             push_steps,
             max_turn,
@@ -190,6 +201,10 @@ class BlockPushingPolicy:
         self._phase, self._left = "plan", 0
         self._dir = np.zeros(2)
         self._target = np.zeros(2)
+        # Drawn only when asked for, so datasets collected without a range stay bit-for-bit.
+        self._noise = (
+            self.noise if self.noise_max is None else rng.uniform(self.noise, self.noise_max)
+        )
 
     def __call__(self, frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         agent = np.asarray(info["agent_pos"], np.float64)
@@ -212,7 +227,7 @@ class BlockPushingPolicy:
             if self._left <= 0:
                 self._phase = "plan"
         # Target the waypoint itself: the PD loop then closes most of the gap without overshoot.
-        a = (waypoint - agent) / self._scale + self.noise * rng.standard_normal(2)
+        a = (waypoint - agent) / self._scale + self._noise * rng.standard_normal(2)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 

@@ -28,7 +28,7 @@ from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
 from vjepa2.diagnostics import collapse_stats
 from vjepa2.optim import build_optimizer
 from vjepa2.train.builders import build_vjepa, build_world_model
-from vjepa2.train.checkpoint import load_state_strict, save_checkpoint
+from vjepa2.train.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from vjepa2.train.sources import DatasetSource, SyntheticSource
 from vjepa2.train.steps import StepResult, dynamics_step, pretrain_step, unwrap
 
@@ -136,7 +136,12 @@ def build_task(
                 amp_dtype=amp,
             )
 
-    task = TrainTask(job_kind(cfg), resolved, model, optimizer, step, device)
+    kind = job_kind(cfg)
+    if cfg.train.init_checkpoint:
+        init = cfg.train.init_checkpoint
+        payload = load_checkpoint(init, kind=kind, map_location=device)
+        load_state_strict(model, payload["state"]["model"], f"train.init_checkpoint {init}")
+    task = TrainTask(kind, resolved, model, optimizer, step, device)
     if wrap is not None:
         task.model = wrap(model)
     return task
