@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vjepa2.config import apply_overrides, get_preset
-from vjepa2.train.checkpoint import load_checkpoint
+from vjepa2.train.checkpoint import CheckpointError, load_checkpoint
 from vjepa2.train.local import run_dynamics_training, run_pretraining
+from vjepa2.train.loop import build_task
 
 
 def _params(path):
@@ -54,19 +56,23 @@ def test_no_resume_starts_over(tmp_path):
     assert [r["step"] for r in fresh.history] == list(range(6))
 
 
+def _dynamics_cfg(out, steps, *extra):
+    return apply_overrides(
+        get_preset("dynamics", "tiny"),
+        [
+            f"train.out_dir={out}",
+            f"train.steps={steps}",
+            "train.checkpoint_every=5",
+            "train.batch_size=4",
+            "data.synthetic.num_videos=8",
+            *extra,
+        ],
+    )
+
+
 def test_dynamics_resume_is_bitwise_identical(tmp_path):
     def cfg(out, steps):
-        return apply_overrides(
-            get_preset("dynamics", "tiny"),
-            [
-                f"train.out_dir={out}",
-                f"train.steps={steps}",
-                "train.checkpoint_every=5",
-                "train.batch_size=4",
-                "data.synthetic.num_videos=8",
-                "loss.horizon=2",
-            ],
-        )
+        return _dynamics_cfg(out, steps, "loss.horizon=2")
 
     straight = run_dynamics_training(cfg(tmp_path / "a", 10), progress=False)
     run_dynamics_training(cfg(tmp_path / "b", 10), progress=False, stop_at=3)
@@ -78,25 +84,9 @@ def test_dynamics_resume_is_bitwise_identical(tmp_path):
 def test_init_checkpoint_starts_a_fresh_run_from_trained_weights(tmp_path):
     """Fine-tuning: the trained model's weights (standardiser included), a new optimizer and
     schedule from step 0; a checkpoint that does not fit is refused before anything trains."""
-    import pytest
-
-    from vjepa2.train.checkpoint import CheckpointError
-    from vjepa2.train.loop import build_task
 
     def cfg(out, steps, *extra):
-        return apply_overrides(
-            get_preset("dynamics", "tiny"),
-            [
-                f"train.out_dir={out}",
-                f"train.steps={steps}",
-                "train.checkpoint_every=5",
-                "train.batch_size=4",
-                "data.synthetic.num_videos=8",
-                "state.standardize=true",
-                "train.log_every=1",
-                *extra,
-            ],
-        )
+        return _dynamics_cfg(out, steps, "state.standardize=true", "train.log_every=1", *extra)
 
     trained = run_dynamics_training(cfg(tmp_path / "a", 6), progress=False).checkpoint
     weights = _params(trained)
