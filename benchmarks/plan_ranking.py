@@ -19,6 +19,13 @@ For a model with proprioception a second table scores the same candidates on the
 tokens alone (the proprio token left out of both costs): how well the model ranks what the
 plans do to the scene, apart from where they take the agent, which it predicts nearly
 exactly.
+With ``--pick-iterations I`` CEM also plans each episode's first plan to the end (the
+benchmark's K and H, I iterations, seeded per episode), and its pick is scored beside the
+logged plan on the model and in the world. Each episode gets a verdict: "search" (the model
+scores the logged plan below the pick: CEM missed a plan its own model prefers), "model" (the
+model prefers the pick, the world the logged plan: the model's error chose) or "energy" (the
+world too scores the pick no worse). The table gives the share of each and the median costs.
+``--cost`` is CEM's (``final``, ``sum``, ``min``); ``jobs.evaluate``'s PushT runs use ``sum``.
 ``--checkpoint`` repeats for several models; prints the tables, writes JSON. ``--ensemble``
 (repeatable) plans each checkpoint together with those, as ``jobs.evaluate``'s
 ``ensemble_checkpoints`` does, with ``--spread-weight`` as ``cem.spread_weight``.
@@ -28,16 +35,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vjepa2.eval.plan_ranking import (
+    PICK_VERDICTS,
     candidate_costs,
+    cem_pick,
     grid_tokens,
     model_rank,
     oracle_plan,
+    pick_verdict,
     ranking_stats,
     sample_plans,
 )
@@ -50,6 +61,8 @@ from vjepa2.eval.planning import (
 from vjepa2.planning import CEMConfig, PlannerAgent, make_episode
 
 STATS = ("spearman", "elite_overlap", "regret", "oracle_rank", "spread", "level")
+# CEM's pick and the logged plan, each on the model and in the world (--pick-iterations).
+PICK_COSTS = ("model_pick", "model_logged", "world_pick", "world_logged")
 
 
 def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
@@ -58,6 +71,7 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         num_candidates=args.candidates,
         horizon=args.horizon,
         iterations=1,
+        cost=args.cost,
         spread_weight=args.spread_weight,
     )
     agent = PlannerAgent(model, cfg)
@@ -80,6 +94,8 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
             for (prefix, _), pair in zip(scorings, costs, strict=True):
                 stats = _stats(*pair, cfg.num_elites, oracle is not None)
                 row.update({prefix + k: v for k, v in stats.items()})
+            if args.pick_iterations and oracle is not None:
+                row.update(_pick_row(agent, env, episode, oracle, scorings, args.pick_iterations))
             episodes.append(row)
     finally:
         env.close()
@@ -88,10 +104,34 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         for k in STATS:
             values = [e[prefix + k] for e in episodes if e[prefix + k] is not None]
             medians[prefix + k] = float(np.median(values)) if values else None
+    for prefix, _ in scorings:
+        verdicts = [e[prefix + "verdict"] for e in episodes if prefix + "verdict" in e]
+        for v in PICK_VERDICTS:
+            medians[f"{prefix}share_{v}"] = verdicts.count(v) / len(verdicts) if verdicts else None
+        for k in PICK_COSTS:
+            values = [e[prefix + k] for e in episodes if prefix + k in e]
+            medians[prefix + k] = float(np.median(values)) if values else None
     name = " + ".join([checkpoint, *args.ensemble])
     if args.ensemble:
         name += f" (spread {args.spread_weight:g})"
     return {"checkpoint": name, **medians, "episodes": episodes}
+
+
+def _pick_row(agent, env, episode, oracle, scorings, iterations: int) -> dict:
+    """CEM's finished first plan beside the logged one: costs and a verdict per scoring."""
+    agent.planner.cfg = replace(agent.planner.cfg, iterations=iterations)
+    try:
+        pick = cem_pick(agent, env, episode, torch.Generator().manual_seed(episode.seed))
+        plans = torch.stack([pick, oracle])
+        costs = candidate_costs(agent, env, episode, plans, [t for _, t in scorings])
+    finally:
+        agent.planner.cfg = replace(agent.planner.cfg, iterations=1)
+    row = {}
+    for (prefix, _), (model_cost, true_cost) in zip(scorings, costs, strict=True):
+        row[prefix + "verdict"] = pick_verdict(model_cost, true_cost)
+        values = (*model_cost.tolist(), *true_cost.tolist())
+        row.update({prefix + k: float(v) for k, v in zip(PICK_COSTS, values, strict=True)})
+    return row
 
 
 def _stats(model_cost, true_cost, num_elites: int, with_oracle: bool) -> dict:
@@ -100,6 +140,26 @@ def _stats(model_cost, true_cost, num_elites: int, with_oracle: bool) -> dict:
     stats = {k: v if np.isfinite(v) else None for k, v in stats.items()}
     stats["oracle_rank"] = model_rank(model_cost, 0) if with_oracle else None
     return stats
+
+
+def _print_picks(rows: list[dict], iterations: int) -> None:
+    print(f"\nCEM's pick ({iterations} iterations) against the logged plan; shares of episodes")
+    print(
+        "| checkpoint | scored on | search | model | energy | model: pick / logged "
+        "| world: pick / logged |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for prefix, title in (("", "whole state"), ("grid_", "frames' tokens")):
+            if r.get(prefix + "share_search") is None:
+                continue
+            shares = [f"{r[f'{prefix}share_{v}']:.0%}" for v in PICK_VERDICTS]
+            m = [f"{r[prefix + k]:.2f}" for k in PICK_COSTS]
+            print(
+                f"| {r['checkpoint']} | {title} | "
+                + " | ".join(shares)
+                + f" | {m[0]} / {m[1]} | {m[2]} / {m[3]} |"
+            )
 
 
 @torch.no_grad()
@@ -114,15 +174,28 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--candidates", type=int, default=300)
     p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--cost", choices=("final", "sum", "min"), default="final", help="cem.cost")
+    p.add_argument(
+        "--pick-iterations",
+        type=int,
+        default=0,
+        help="also plan the first plan with this many CEM iterations and judge its pick",
+    )
     p.add_argument("--goal-offset", type=int, default=25)
     p.add_argument("--episode-seed", type=int, default=1_000_000, help="jobs.evaluate's seeds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench/plan_ranking.json")
     args = p.parse_args()
-    if args.episodes < 1 or args.candidates < 10 or args.horizon < 1 or args.spread_weight < 0:
+    if (
+        args.episodes < 1
+        or args.candidates < 10
+        or args.horizon < 1
+        or args.spread_weight < 0
+        or args.pick_iterations < 0
+    ):
         p.error(
-            "--episodes >= 1, --candidates >= 10, --horizon >= 1 and --spread-weight >= 0 "
-            "are required"
+            "--episodes >= 1, --candidates >= 10, --horizon >= 1, --spread-weight >= 0 and "
+            "--pick-iterations >= 0 are required"
         )
 
     rows = [rank_checkpoint(c, args) for c in args.checkpoint]
@@ -137,6 +210,8 @@ def main() -> None:
         for r in scored:
             cells = ["-" if r[prefix + k] is None else f"{r[prefix + k]:.2f}" for k in STATS]
             print(f"| {r['checkpoint']} | " + " | ".join(cells) + " |")
+    if args.pick_iterations:
+        _print_picks(rows, args.pick_iterations)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))

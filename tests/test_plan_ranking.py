@@ -10,8 +10,10 @@ from tests.test_planning import PositionWorldModel
 from vjepa2.envs import make_env
 from vjepa2.eval.plan_ranking import (
     candidate_costs,
+    cem_pick,
     model_rank,
     oracle_plan,
+    pick_verdict,
     ranking_stats,
     sample_plans,
     spearman,
@@ -64,6 +66,15 @@ def test_spearman_averages_ties_and_is_zero_for_a_constant():
     assert spearman(np.ones(4), np.arange(4.0)) == 0.0
 
 
+def test_pick_verdict_names_what_chose_the_plan():
+    logged_reaches = np.array([0.9, 0.0])  # world: the logged plan reaches the goal
+    assert pick_verdict(np.array([0.5, 0.3]), logged_reaches) == "search"
+    assert pick_verdict(np.array([0.2, 0.3]), logged_reaches) == "model"
+    assert pick_verdict(np.array([0.2, 0.3]), np.array([0.4, 0.4])) == "energy"
+    with pytest.raises(ValueError, match="pick, logged plan"):
+        pick_verdict(np.ones(3), np.ones(2))
+
+
 @pytest.mark.slow
 def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     """The hand-made model is the environment's own motion away from walls: its costs and the
@@ -86,6 +97,16 @@ def test_an_exact_model_ranks_open_space_plans_as_the_environment_does():
     ((model_cost, true_cost),) = candidate_costs(agent, env, open_space, plans)
     stats = ranking_stats(model_cost, true_cost, num_elites=6)
     assert stats.spearman > 0.95 and stats.elite_overlap >= 0.5 and stats.regret < 0.1
+
+    # CEM's finished plan beats every first-iteration draw on the model, is reproducible by
+    # seed, and, the model being exact here, the world agrees it beats standing still.
+    pick = cem_pick(agent, env, open_space, torch.Generator().manual_seed(1))
+    assert pick.shape == (3, 2)
+    assert torch.equal(pick, cem_pick(agent, env, open_space, torch.Generator().manual_seed(1)))
+    stay = torch.zeros(3, 2)
+    ((pick_model, pick_true),) = candidate_costs(agent, env, open_space, torch.stack([pick, stay]))
+    assert pick_model[0] <= model_cost.min() and pick_true[0] < pick_true[1]
+    assert pick_verdict(pick_model, pick_true) == "energy"
 
     # At the wall's left face, far from the door, pushing right goes nowhere in the
     # environment but 6 px on in the model: the plans that push right rank differently.

@@ -7,7 +7,9 @@ whole episodes; this measures it at one plan: the same K candidates from one sta
 scored once on the model's latent rollouts and once on the environment's (``TrueDynamicsCEM``),
 and the two rankings compared. The logged actions that reached the goal (the oracle's) make
 one more candidate: the environment always ranks it first, and where the model ranks it says
-whether the model knows a plan that works when it sees one.
+whether the model knows a plan that works when it sees one. ``cem_pick`` and ``pick_verdict``
+ask the same of CEM's finished plan: beside the logged one, is it the search, the model or the
+energy that chose it.
 """
 
 from __future__ import annotations
@@ -101,10 +103,8 @@ def candidate_costs(
         raise ValueError(
             f"expected plans [K, H, {agent.planner.action_dim}], got {tuple(actions.shape)}"
         )
-    sim.set_state(episode.start_state)
+    start, goal = _start_and_goal(agent, sim, episode)
     proprio = bool(agent.proprio_dims)
-    start = agent.encode(sim.render(), episode.start_state if proprio else None)
-    goal = agent.encode(episode.goal_frame, episode.goal_state if proprio else None)
     plans = actions[None]
     exact = TrueDynamicsCEM(
         sim,
@@ -122,6 +122,51 @@ def candidate_costs(
         true_cost = exact.score(replayed, goal, plans.shape, tokens)
         out.append((model_cost[0].cpu().numpy(), true_cost[0].cpu().numpy()))
     return out
+
+
+def _start_and_goal(
+    agent: PlannerAgent, sim: WorldEnv, episode: PlanningEpisode
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The agent's states [1, *S] of the episode's start (rendered by ``sim``) and goal."""
+    sim.set_state(episode.start_state)
+    proprio = bool(agent.proprio_dims)
+    start = agent.encode(sim.render(), episode.start_state if proprio else None)
+    return start, agent.encode(episode.goal_frame, episode.goal_state if proprio else None)
+
+
+@torch.no_grad()
+def cem_pick(
+    agent: PlannerAgent, sim: WorldEnv, episode: PlanningEpisode, generator: torch.Generator
+) -> torch.Tensor:
+    """The plan [H, d_a] the agent's CEM picks from the episode's start toward its goal after
+    all its iterations, from a cold start: the MPC loop's first plan."""
+    start, goal = _start_and_goal(agent, sim, episode)
+    return agent.planner.plan(start, goal, generator=generator).actions[0].cpu()
+
+
+# Why CEM's pick is what it is, against the logged plan that reaches the goal (see pick_verdict).
+PICK_VERDICTS = ("search", "model", "energy")
+
+
+def pick_verdict(model_cost: np.ndarray, true_cost: np.ndarray) -> str:
+    """Costs [2] of (CEM's pick, the logged plan) on the model and in the world -> a verdict.
+
+    - "search": the model scores the logged plan below its pick, so CEM missed a plan its own
+      model prefers; more candidates or iterations would find better plans in this model.
+    - "model": the model prefers its pick while the world prefers the logged plan; the
+      model's error chose, and only a better model helps.
+    - "energy": the world too scores the pick no worse than the logged plan; the energy (or
+      the summed cost) prefers it, whatever the model.
+    """
+    model_cost, true_cost = np.asarray(model_cost, float), np.asarray(true_cost, float)
+    if model_cost.shape != (2,) or true_cost.shape != (2,):
+        raise ValueError(
+            f"expected the costs of (pick, logged plan), got {model_cost.shape} and "
+            f"{true_cost.shape}"
+        )
+    if model_cost[1] < model_cost[0]:
+        return "search"
+    return "model" if true_cost[1] < true_cost[0] else "energy"
 
 
 def grid_tokens(agent: PlannerAgent) -> slice | None:
