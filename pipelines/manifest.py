@@ -51,6 +51,14 @@ class SourceSpec:
     on_error: OnError = "raise"
     verify_videos: bool = False  # open every video up front (dataset folders; slow)
     action_dim: int | None = None  # expected d_a; None: the dataset's recorded one
+    # Further sources whose episodes join ``source``'s, each split on its own (one filesystem,
+    # one action width).
+    extra: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The sources, for messages."""
+        return " + ".join((self.source, *self.extra))
 
 
 @dataclass
@@ -70,10 +78,31 @@ class LoadedSource:
 
 
 def load_source(spec: SourceSpec, *, require_actions: bool = False) -> LoadedSource:
-    """Open, validate, (probe,) and split ``spec.source``."""
+    """Open, validate, (probe,) and split ``spec.source`` and each of ``spec.extra``; their
+    episodes are pooled in that order."""
+    loaded = [_load_one(spec, root, require_actions) for root in (spec.source, *spec.extra)]
+    first = loaded[0]
+    for root, other in zip(spec.extra, loaded[1:], strict=True):
+        if type(other.filesystem) is not type(first.filesystem):
+            raise ValueError(
+                f"{root} is on another filesystem than {spec.source}; pooled sources share one"
+            )
+        if other.action_dim != first.action_dim:
+            raise ValueError(
+                f"{root}: actions are {other.action_dim}-dimensional, {spec.source}'s "
+                f"{first.action_dim}-dimensional"
+            )
+        first.episodes += other.episodes
+        first.paths += other.paths
+        for reason, messages in other.skipped.skipped.items():
+            first.skipped.skipped.setdefault(reason, []).extend(messages)
+    return first
+
+
+def _load_one(spec: SourceSpec, root: str, require_actions: bool) -> LoadedSource:
     if require_actions:
         ds = VideoActionDataset.open(
-            spec.source,
+            root,
             on_error=spec.on_error,
             verify_videos=spec.verify_videos,
             action_dim=spec.action_dim,
@@ -81,7 +110,7 @@ def load_source(spec: SourceSpec, *, require_actions: bool = False) -> LoadedSou
         if ds.episodes and ds.episodes[0].actions is None:
             raise DatasetError(ds.root, "missing_actions", "Phase-2 windows need actions")
     else:
-        ds = open_plain_videos(spec.source, on_error=spec.on_error, probe=spec.verify_videos)
+        ds = open_plain_videos(root, on_error=spec.on_error, probe=spec.verify_videos)
     episodes = list(ds.episodes)
     skipped = ds.skipped
     fs = None if is_local(ds.filesystem) else ds.filesystem
@@ -90,7 +119,7 @@ def load_source(spec: SourceSpec, *, require_actions: bool = False) -> LoadedSou
     if spec.split is not None:
         splits = split_episodes(episodes, spec.split_fractions, seed=spec.split_seed)
         if spec.split not in splits:
-            raise ValueError(f"no split {spec.split!r} in {spec.source} (have {sorted(splits)})")
+            raise ValueError(f"no split {spec.split!r} in {root} (have {sorted(splits)})")
         episodes = splits[spec.split]
     return LoadedSource(
         filesystem=fs,

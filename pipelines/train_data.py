@@ -35,10 +35,10 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
     """The samples of steps ``start_step`` .. ``train.steps``-1, in a seeded order."""
     d = cfg.data.dataset
     dynamics = isinstance(cfg, DynamicsTrainConfig)
-    spec = SourceSpec(d.path, split=d.split, on_error=d.on_error)
+    spec = SourceSpec(d.path, split=d.split, on_error=d.on_error, extra=d.extra_paths)
     source = load_source(spec, require_actions=dynamics)
     if not source.episodes:
-        raise ValueError(f"{d.path}: no episodes in split {d.split!r}")
+        raise ValueError(f"{spec.name}: no episodes in split {d.split!r}")
     videos = [(p, int(e.num_frames)) for p, e in zip(source.paths, source.episodes, strict=True)]
     seed = cfg.train.seed
     decode = DecodeConfig(num_actors=d.decode_actors or None)
@@ -48,7 +48,7 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
         got = (source.action_dim or 0) * d.frameskip
         if got != cfg.dynamics.action_dim:
             raise ValueError(
-                f"{d.path}: actions are {source.action_dim}-dimensional (x frameskip "
+                f"{spec.name}: actions are {source.action_dim}-dimensional (x frameskip "
                 f"{d.frameskip} = {got}) but dynamics.action_dim is {cfg.dynamics.action_dim}"
             )
         windows = WindowSpec(horizon=cfg.loss.horizon, frameskip=d.frameskip, seed=seed)
@@ -59,7 +59,7 @@ def build_train_stream(cfg: JobConfig, start_step: int = 0) -> StreamPipeline:
         )
         first = clip_index(videos, clips)
     if not len(first):
-        raise ValueError(f"{d.path}: no episode is long enough for one training sample")
+        raise ValueError(f"{spec.name}: no episode is long enough for one training sample")
     batch = cfg.train.batch_size
     skip, limit = start_step * batch, (cfg.train.steps - start_step) * batch
     common: dict[str, Any] = {

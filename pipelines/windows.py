@@ -47,7 +47,7 @@ def build_window_pipeline(cfg: WindowPipelineConfig) -> StreamPipeline:
     source = load_source(cfg.source, require_actions=True)
     # Checked first: a dataset without the states fails before any index is built.
     proprio = (
-        episode_proprio(source.episodes, cfg.proprio_dims, cfg.source.source)
+        episode_proprio(source.episodes, cfg.proprio_dims, cfg.source.name)
         if cfg.proprio_dims
         else None
     )

@@ -33,6 +33,9 @@ class DatasetSourceConfig:
     """A video-action dataset folder (``jobs.collect`` writes one), streamed by Ray Data."""
 
     path: str = ""  # local folder or any pyarrow filesystem URI
+    # Further dataset folders whose episodes join ``path``'s: each is split on its own, and
+    # all must record the same action width and live on one filesystem.
+    extra_paths: tuple[str, ...] = ()
     split: str = "train"
     on_error: Literal["raise", "skip"] = "raise"
     frame_stride: int = 1  # Phase 1: frames between consecutive clip frames
@@ -45,6 +48,19 @@ class DatasetSourceConfig:
         _check(self.frameskip >= 1, "data.dataset.frameskip must be >= 1")
         _check(self.decode_actors >= 0, "data.dataset.decode_actors must be >= 0")
         _check(self.shuffle_buffer >= 0, "data.dataset.shuffle_buffer must be >= 0")
+        extra = self.extra_paths
+        # One folder given bare (``--set data.dataset.extra_paths=DIR``) is a list of one.
+        self.extra_paths = (extra,) if isinstance(extra, str) else tuple(str(p) for p in extra)
+        roots = [self.path, *self.extra_paths]
+        _check(
+            all(roots[1:]) and len(set(roots)) == len(roots),
+            "data.dataset.extra_paths must be non-empty and differ from each other and from path",
+        )
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every dataset folder the episodes come from: ``path``, then ``extra_paths``."""
+        return (self.path, *self.extra_paths)
 
 
 @dataclass

@@ -159,7 +159,7 @@ class InMemoryBatches:
         if cfg.data.source == "dataset":
             d = cfg.data.dataset
             self.source: SyntheticSource | DatasetSource = DatasetSource(
-                d.path,
+                d.paths,
                 d.split,
                 task.device,
                 frame_stride=d.frame_stride,

@@ -6,6 +6,8 @@ batches the uninterrupted run would have.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -15,6 +17,37 @@ from vjepa2.config.jobs import DataConfig
 from vjepa2.data.clips import episode_proprio
 from vjepa2.data.synthetic import moving_shapes
 from vjepa2.data.transforms import normalize_frames, normalize_video
+
+
+def _decode_split(
+    root: str, split: str, img_size: int | None, proprio_dims: tuple[int, ...]
+) -> tuple[list[Tensor], list[Tensor], list[np.ndarray]]:
+    """One dataset folder's split: frames uint8 [T, H, W, 3], actions float32 [T-1, d_a]
+    (none when the dataset has none) and proprio [T, d_p] (none without ``proprio_dims``),
+    one of each per episode."""
+    from vjepa2.data.dataset import VideoActionDataset
+    from vjepa2.data.splits import split_episodes
+
+    ds = VideoActionDataset.open(root)
+    episodes = split_episodes(ds.episodes).get(split, [])
+    if not episodes:
+        raise ValueError(f"{root}: no episodes in split {split!r}")
+    videos, actions = [], []
+    for ep in episodes:
+        with ds.open_video(ep) as reader:
+            frames = reader.get_frames(range(ep.num_frames))
+        if img_size is not None and frames.shape[1:3] != (img_size, img_size):
+            raise ValueError(
+                f"{ds.video_path(ep)}: frames are {frames.shape[1:3]}, the encoder takes "
+                f"{img_size}x{img_size}; stream it with the Ray job, which resizes"
+            )
+        videos.append(torch.from_numpy(frames))
+        if ep.actions is not None:
+            actions.append(torch.from_numpy(np.asarray(ep.actions, np.float32)))
+    if len(actions) != len(videos):
+        actions = []
+    proprio = episode_proprio(episodes, proprio_dims, root) if proprio_dims else []
+    return videos, actions, proprio
 
 
 class SyntheticSource:
@@ -77,15 +110,16 @@ class SyntheticSource:
 
 
 class DatasetSource:
-    """A video-action dataset's split decoded into memory: the laptop path without Ray.
+    """Video-action datasets' split decoded into memory: the laptop path without Ray.
 
-    Episodes are held as one uint8 tensor padded to the longest, with their lengths, so a
-    batch is one gather. Clips and windows start uniformly in each episode's valid range.
+    ``root`` is one dataset folder or several, whose episodes are pooled (each folder split on
+    its own). Episodes are held as one uint8 tensor padded to the longest, with their lengths,
+    so a batch is one gather. Clips and windows start uniformly in each episode's valid range.
     """
 
     def __init__(
         self,
-        root: str,
+        root: str | Sequence[str],
         split: str,
         device: torch.device,
         *,
@@ -94,25 +128,21 @@ class DatasetSource:
         img_size: int | None = None,
         proprio_dims: tuple[int, ...] = (),
     ) -> None:
-        from vjepa2.data.dataset import VideoActionDataset
-        from vjepa2.data.splits import split_episodes
-
-        ds = VideoActionDataset.open(root)
-        episodes = split_episodes(ds.episodes).get(split, [])
-        if not episodes:
-            raise ValueError(f"{root}: no episodes in split {split!r}")
-        videos, actions = [], []
-        for ep in episodes:
-            with ds.open_video(ep) as reader:
-                frames = reader.get_frames(range(ep.num_frames))
-            if img_size is not None and frames.shape[1:3] != (img_size, img_size):
+        videos, actions, proprio = [], [], []
+        for r in [root] if isinstance(root, str) else root:
+            got = _decode_split(r, split, img_size, proprio_dims)
+            if actions and got[1] and got[1][0].shape[1] != actions[0].shape[1]:
                 raise ValueError(
-                    f"{ds.video_path(ep)}: frames are {frames.shape[1:3]}, the encoder takes "
-                    f"{img_size}x{img_size}; stream it with the Ray job, which resizes"
+                    f"{r}: {got[1][0].shape[1]}-dimensional actions, the first dataset's are "
+                    f"{actions[0].shape[1]}-dimensional"
                 )
-            videos.append(torch.from_numpy(frames))
-            if ep.actions is not None:
-                actions.append(torch.from_numpy(np.asarray(ep.actions, np.float32)))
+            videos += got[0]
+            actions += got[1]
+            proprio += got[2]
+        if not videos:
+            raise ValueError("DatasetSource needs at least one dataset folder")
+        if len({v.shape[1:] for v in videos}) > 1:
+            raise ValueError("the datasets' frames differ in size; give them one img_size")
         t_max = max(v.shape[0] for v in videos)
         self.lengths = torch.tensor([v.shape[0] for v in videos], device=device)
         self.frames = torch.zeros((len(videos), t_max, *videos[0].shape[1:]), dtype=torch.uint8)
@@ -128,7 +158,7 @@ class DatasetSource:
         self.proprio: Tensor | None = None
         if proprio_dims:
             self.proprio = torch.zeros((len(videos), t_max, len(proprio_dims)))
-            for i, p in enumerate(episode_proprio(episodes, proprio_dims, root)):
+            for i, p in enumerate(proprio):
                 self.proprio[i, : len(p)] = torch.from_numpy(p)
             self.proprio = self.proprio.to(device)
         self.frame_stride, self.frameskip = frame_stride, frameskip
