@@ -75,6 +75,10 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         spread_weight=args.spread_weight,
     )
     agent = PlannerAgent(model, cfg)
+    # The same model and CEM settings, planning to the end (--pick-iterations).
+    picker = None
+    if args.pick_iterations:
+        picker = PlannerAgent(model, replace(cfg, iterations=args.pick_iterations))
     # Frames drawn at the model's training size, as jobs.evaluate draws them.
     env = planning_env(at_model_frame_size(PlanningEvalConfig(env=args.env), checkpoint))
     gen = torch.Generator().manual_seed(args.seed)
@@ -94,8 +98,8 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
             for (prefix, _), pair in zip(scorings, costs, strict=True):
                 stats = _stats(*pair, cfg.num_elites, oracle is not None)
                 row.update({prefix + k: v for k, v in stats.items()})
-            if args.pick_iterations and oracle is not None:
-                row.update(_pick_row(agent, env, episode, oracle, scorings, args.pick_iterations))
+            if picker is not None and oracle is not None:
+                row.update(_pick_row(picker, env, episode, oracle, scorings))
             episodes.append(row)
     finally:
         env.close()
@@ -104,7 +108,6 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
         for k in STATS:
             values = [e[prefix + k] for e in episodes if e[prefix + k] is not None]
             medians[prefix + k] = float(np.median(values)) if values else None
-    for prefix, _ in scorings:
         verdicts = [e[prefix + "verdict"] for e in episodes if prefix + "verdict" in e]
         for v in PICK_VERDICTS:
             medians[f"{prefix}share_{v}"] = verdicts.count(v) / len(verdicts) if verdicts else None
@@ -117,15 +120,11 @@ def rank_checkpoint(checkpoint: str, args: argparse.Namespace) -> dict:
     return {"checkpoint": name, **medians, "episodes": episodes}
 
 
-def _pick_row(agent, env, episode, oracle, scorings, iterations: int) -> dict:
+def _pick_row(picker, env, episode, oracle, scorings) -> dict:
     """CEM's finished first plan beside the logged one: costs and a verdict per scoring."""
-    agent.planner.cfg = replace(agent.planner.cfg, iterations=iterations)
-    try:
-        pick = cem_pick(agent, env, episode, torch.Generator().manual_seed(episode.seed))
-        plans = torch.stack([pick, oracle])
-        costs = candidate_costs(agent, env, episode, plans, [t for _, t in scorings])
-    finally:
-        agent.planner.cfg = replace(agent.planner.cfg, iterations=1)
+    pick = cem_pick(picker, env, episode, torch.Generator().manual_seed(episode.seed))
+    plans = torch.stack([pick, oracle])
+    costs = candidate_costs(picker, env, episode, plans, [t for _, t in scorings])
     row = {}
     for (prefix, _), (model_cost, true_cost) in zip(scorings, costs, strict=True):
         row[prefix + "verdict"] = pick_verdict(model_cost, true_cost)

@@ -94,8 +94,7 @@ def load_source(spec: SourceSpec, *, require_actions: bool = False) -> LoadedSou
             )
         first.episodes += other.episodes
         first.paths += other.paths
-        for reason, messages in other.skipped.skipped.items():
-            first.skipped.skipped.setdefault(reason, []).extend(messages)
+        first.skipped.merge(other.skipped)
     return first
 
 

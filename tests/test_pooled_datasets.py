@@ -16,7 +16,7 @@ from vjepa2.config.base import apply_overrides
 from vjepa2.config.jobs import DatasetSourceConfig
 from vjepa2.config.presets import get_preset
 from vjepa2.data.clips import WindowSpec, window_actions
-from vjepa2.data.dataset import DatasetWriter
+from vjepa2.data.dataset import DatasetError, DatasetWriter, SkipReport
 from vjepa2.data.transforms import normalize_frames
 from vjepa2.train.sources import DatasetSource
 
@@ -89,6 +89,17 @@ def test_manifest_pools_the_folders_and_refuses_mixed_action_widths(two_folders,
     wide = str(_wide_actions(tmp_path / "wide"))
     with pytest.raises(ValueError, match="actions are 3-dimensional"):
         load_source(SourceSpec(a, split="train", extra=(wide,)), require_actions=True)
+
+
+def test_skip_reports_of_pooled_sources_merge():
+    first, other = SkipReport(), SkipReport()
+    first.add(DatasetError("a/x.mp4", "unreadable_video", "bad"))
+    other.add(DatasetError("b/y.mp4", "unreadable_video", "bad"))
+    other.add(DatasetError("b/z.parquet", "nan_actions", "bad"))
+    first.merge(other)
+    assert first.counts == {"unreadable_video": 2, "nan_actions": 1}
+    assert first.skipped["unreadable_video"][1].startswith("b/y.mp4")
+    assert other.counts == {"unreadable_video": 1, "nan_actions": 1}  # left as it was
 
 
 def test_window_stream_reads_windows_from_every_folder(ray_cluster, two_folders):

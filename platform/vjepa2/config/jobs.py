@@ -51,9 +51,8 @@ class DatasetSourceConfig:
         extra = self.extra_paths
         # One folder given bare (``--set data.dataset.extra_paths=DIR``) is a list of one.
         self.extra_paths = (extra,) if isinstance(extra, str) else tuple(str(p) for p in extra)
-        roots = [self.path, *self.extra_paths]
         _check(
-            all(roots[1:]) and len(set(roots)) == len(roots),
+            all(self.extra_paths) and len(set(self.paths)) == len(self.paths),
             "data.dataset.extra_paths must be non-empty and differ from each other and from path",
         )
 

@@ -52,6 +52,11 @@ class SkipReport:
     def add(self, error: DatasetError) -> None:
         self.skipped.setdefault(error.reason, []).append(str(error))
 
+    def merge(self, other: SkipReport) -> None:
+        """Fold another source's skips into this report."""
+        for reason, messages in other.skipped.items():
+            self.skipped.setdefault(reason, []).extend(messages)
+
     @property
     def counts(self) -> dict[str, int]:
         return {reason: len(items) for reason, items in self.skipped.items()}

@@ -142,7 +142,10 @@ class DatasetSource:
         if not videos:
             raise ValueError("DatasetSource needs at least one dataset folder")
         if len({v.shape[1:] for v in videos}) > 1:
-            raise ValueError("the datasets' frames differ in size; give them one img_size")
+            raise ValueError(
+                "the datasets' frames differ in size; the in-memory path needs one size "
+                "(pass img_size to check it, or stream them with the Ray job, which resizes)"
+            )
         t_max = max(v.shape[0] for v in videos)
         self.lengths = torch.tensor([v.shape[0] for v in videos], device=device)
         self.frames = torch.zeros((len(videos), t_max, *videos[0].shape[1:]), dtype=torch.uint8)
