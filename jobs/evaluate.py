@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = train_missing_baselines(cfg, args.dataset, out)
 
     t0 = time.perf_counter()
-    results: dict = {"config": to_dict(cfg)}
+    results: dict = {"checkpoint": str(Path(ckpt).resolve()), "config": to_dict(cfg)}
     if args.dataset:  # first: seconds, not the planning's minutes, if it is going to fail
         from vjepa2.eval.rollout import held_out_rollout_cosine
         from vjepa2.train.builders import load_world_model

@@ -39,7 +39,7 @@ def _file_id(path: str | Path) -> list:
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
 
 
-def _without_neutral(config: dict[str, Any]) -> dict[str, Any]:
+def without_neutral(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` (as ``to_dict`` or a logged JSON line gives it: lists, not tuples) without
     the ``NEUTRAL_WHEN_ADDED`` settings at their neutral value."""
     config = dict(config)
@@ -59,7 +59,7 @@ def fingerprint(checkpoint: str | Path, config: dict[str, Any]) -> str:
     """Short hash of the checkpoint (path, size, mtime), any ensemble checkpoints likewise,
     and the config without ``NOT_IN_KEY`` (and ``NEUTRAL_WHEN_ADDED`` settings at their
     neutral value)."""
-    config = _without_neutral({k: v for k, v in config.items() if k not in NOT_IN_KEY})
+    config = without_neutral({k: v for k, v in config.items() if k not in NOT_IN_KEY})
     key: dict[str, Any] = {"checkpoint": _file_id(checkpoint), "config": config}
     if config.get("ensemble_checkpoints"):
         key["ensemble"] = [_file_id(p) for p in config["ensemble_checkpoints"]]
@@ -75,24 +75,8 @@ class EpisodeLog:
     def load(self, agents: tuple[str, ...]) -> dict[int, list[EpisodeOutcome]]:
         """Seed -> its outcomes in ``agents`` order, for seeds every agent has finished."""
         found: dict[int, dict[str, EpisodeOutcome]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by a crash mid-write
-                    continue
-                if row.get("key") != self.key or row.get("agent") not in agents:
-                    continue
-                outcome = EpisodeOutcome(
-                    seed=int(row["seed"]),
-                    agent=row["agent"],
-                    success=bool(row["success"]),
-                    steps_to_success=row["steps_to_success"],
-                    steps=int(row["steps"]),
-                    plan_seconds=[float(s) for s in row["plan_seconds"]],
-                    plan_audits=[PlanAudit(*map(float, a)) for a in row.get("plan_audits", [])],
-                    final_gap={k: float(v) for k, v in row.get("final_gap", {}).items()},
-                )
+        for key, outcome in read_episode_log(self.path):
+            if key == self.key and outcome.agent in agents:
                 found.setdefault(outcome.seed, {})[outcome.agent] = outcome
         return {
             seed: [by_agent[a] for a in agents]
@@ -129,3 +113,29 @@ class EpisodeLog:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def read_episode_log(path: str | Path) -> list[tuple[str, EpisodeOutcome]]:
+    """Every whole line of an episode log as (its key, its outcome), in file order; a line
+    cut short by a crash mid-write is skipped. A missing file reads as no lines."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        outcome = EpisodeOutcome(
+            seed=int(row["seed"]),
+            agent=row["agent"],
+            success=bool(row["success"]),
+            steps_to_success=row["steps_to_success"],
+            steps=int(row["steps"]),
+            plan_seconds=[float(s) for s in row["plan_seconds"]],
+            plan_audits=[PlanAudit(*map(float, a)) for a in row.get("plan_audits", [])],
+            final_gap={k: float(v) for k, v in row.get("final_gap", {}).items()},
+        )
+        lines.append((row["key"], outcome))
+    return lines
