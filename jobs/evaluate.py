@@ -9,7 +9,7 @@ python -m jobs.evaluate --checkpoint a/final.pt --set "ensemble_checkpoints=[b/f
 With --dataset, the BC policy (and the pixel-space world model, when asked for with
 ``--set "agents=[cem,pixel_wm]"``) train on its train split, once: ``<out>/bc.pt``,
 ``<out>/pixel_wm.pt``, unless their checkpoints are given; without a dataset they are
-skipped. ``results.json`` also holds each planner's FLOPs per rollout step.
+skipped. ``results.json`` also holds each planner's FLOPs per rollout step and the checkpoint.
 
 Episodes fan out as Ray tasks (one per episode; ``--local`` runs in-process), with a
 progress bar over episodes. Finished episodes land in ``<out>/episodes.jsonl`` as they end:
