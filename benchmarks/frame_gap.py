@@ -43,18 +43,6 @@ def collect_config(root: str) -> CollectConfig:
     return CollectConfig(out=root, **{k: v for k, v in stored.items() if k in known})
 
 
-def views(model: WorldModel) -> list[tuple[str, slice]]:
-    """The state's tokens by view: each encoded view (sharp, then each blur) has the same
-    number of tokens; a proprio token comes last."""
-    s = model.state_cfg
-    names = (["sharp"] if s.sharp_view else []) + [f"blur {b:g} px" for b in s.blur_px]
-    names = names or ["sharp"]
-    grid = model.dynamics.num_tokens - int(bool(model.proprio_dims))
-    per = grid // len(names)
-    out = [(n, slice(i * per, (i + 1) * per)) for i, n in enumerate(names)]
-    return out + ([("proprio", slice(grid, grid + 1))] if model.proprio_dims else [])
-
-
 @torch.no_grad()
 def encode(model: WorldModel, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
     x = normalize_frames(torch.from_numpy(np.ascontiguousarray(frames)))
@@ -87,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not episodes:
         p.error(f"{root}: no validation episode with states")
 
-    groups = views(model)
+    groups = model.state_views()
     gap = {r: {n: [] for n, _ in groups} for r in sizes}
     pixel_gap: dict[int, list[float]] = {r: [] for r in sizes}
     step = {n: [] for n, _ in groups}

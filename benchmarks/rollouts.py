@@ -7,7 +7,9 @@ For each checkpoint: the cos-sim of its rollouts at 1/5/10 steps on the first 64
 its dataset's validation split (``--dataset`` overrides the one it was trained on), at its own
 frameskip, and its squared error over the two baselines' (copying the current state;
 predicting the average future state). These are the figures ``jobs.evaluate --dataset``
-prints, for models compared before spending an evaluation's planning time on them.
+prints, for models compared before spending an evaluation's planning time on them. A
+second table splits the cos-sim and the error over copying's by part of the state (the
+plain grid, each blurred grid, the proprio token), to show which part the model misses.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not root:
             p.error(f"{c} was not trained on a dataset: pass --dataset")
         k = cfg.data.dataset.frameskip
-        cos, n = held_out_rollout_cosine(model, root, frameskip=k, split=args.split)
+        cos, n = held_out_rollout_cosine(model, root, frameskip=k, split=args.split, by_view=True)
         rows.append({"checkpoint": c, "dataset": root, "episodes": n, "frameskip": k, **cos})
     header = ["checkpoint", "episodes", "steps", "cos-sim", "copy's cos-sim"]
     header += ["error / copy's", "error / average's"]
@@ -62,6 +64,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 _triple(r["error_vs_mean"]),
             ]
             for r in rows
+        ],
+    )
+    print("\nBy part of the state (which part the model misses):")
+    print_table(
+        ["checkpoint", "part", "cos-sim", "error / copy's"],
+        [
+            [r["checkpoint"], view, _triple(v["model"]), _triple(v["error_vs_copy"])]
+            for r in rows
+            for view, v in r["by_view"].items()
         ],
     )
     print(f"wrote {write_json(args.out, {'args': vars(args), 'rows': rows})}")

@@ -56,3 +56,41 @@ def test_the_table_reads_results_written_before_the_average_baseline():
     }
     table = rollout_table(old, 8)
     assert "copy's" in table and "average" not in table
+
+
+def test_state_views_name_each_part_of_the_state():
+    from vjepa2.config import apply_overrides, get_preset
+    from vjepa2.train.builders import build_world_model
+
+    model, _ = build_world_model(get_preset("dynamics", "pusht_small"))
+    assert model.state_views() == [
+        ("sharp", slice(0, 16)),
+        ("blur 12 px", slice(16, 32)),
+        ("proprio", slice(32, 33)),
+    ]
+    blurred = ["state.pooled=false", "state.sharp_view=false", "state.blur_px=[4.0, 8.0]"]
+    model, _ = build_world_model(apply_overrides(get_preset("dynamics", "tiny"), blurred))
+    assert model.state_views() == [("blur 4 px", slice(0, 16)), ("blur 8 px", slice(16, 32))]
+    pooled = ["state.pooled=true"]
+    model, _ = build_world_model(apply_overrides(get_preset("dynamics", "tiny"), pooled))
+    assert model.state_views() == [("pooled", slice(0, 1))]
+
+
+def test_figures_by_view_tell_which_part_the_model_misses():
+    frames, actions = _episodes()
+    truth = frames.flatten(2)[:, :, :, None].expand(-1, -1, -1, 3)  # [B, T, 4 tokens, D=3]
+
+    def half_right(s, a):  # the first two tokens exact, the last two copied from the start
+        out = truth[:, 1:].clone()
+        out[:, :, 2:] = s[:, None, 2:]
+        return out
+
+    model = StubModel(half_right)
+    model.encode = lambda f: f.flatten(2)[:, :, :, None].expand(-1, -1, -1, 3)
+    model.state_views = lambda: [("exact", slice(0, 2)), ("copied", slice(2, 4))]
+    got = rollout_cosine(model, frames, actions, horizons=(1, 5), by_view=True)
+    assert got["by_view"]["exact"]["error_vs_copy"] == {1: 0.0, 5: 0.0}
+    assert got["by_view"]["exact"]["model"] == {1: pytest.approx(1.0), 5: pytest.approx(1.0)}
+    assert got["by_view"]["copied"]["error_vs_copy"] == {1: 1.0, 5: 1.0}
+    assert 0.0 < got["error_vs_copy"][1] < 1.0  # the whole state: between the two
+    assert "by_view" not in rollout_cosine(model, frames, actions, horizons=(1,))

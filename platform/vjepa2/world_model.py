@@ -105,6 +105,20 @@ class WorldModel(nn.Module):
             self.standardizer.update(states.reshape(-1, *self.standardizer.mean.shape))
         return self.standardizer(states)
 
+    def state_views(self) -> list[tuple[str, slice]]:
+        """The state's tokens by what they show, as (name, token slice): each encoded view
+        (the plain frame, then each blur) holds an equal run of tokens, and a proprio token
+        comes last. A pooled state's one grid token mixes all views ("pooled")."""
+        s = self.state_cfg
+        grid = self.dynamics.num_tokens - int(bool(self.proprio_dims))
+        names = (["sharp"] if s.sharp_view else []) + [f"blur {b:g} px" for b in s.blur_px]
+        if s.pooled:
+            names = ["pooled"]
+        names = names or ["sharp"]
+        per = grid // len(names)
+        out = [(n, slice(i * per, (i + 1) * per)) for i, n in enumerate(names)]
+        return out + ([("proprio", slice(grid, grid + 1))] if self.proprio_dims else [])
+
     def proprio_of(self, true_states: np.ndarray | Tensor) -> Tensor | None:
         """The proprio entries of true state vectors or snapshots [..., S] (their leading
         entries are the state vector), as float32; None when the state has no proprio."""

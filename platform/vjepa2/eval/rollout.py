@@ -31,13 +31,16 @@ def rollout_cosine(
     actions: Tensor,
     horizons: tuple[int, ...] = (1, 5, 10),
     proprio: Tensor | None = None,
-) -> dict[str, dict[int, float]]:
+    by_view: bool = False,
+) -> dict[str, dict]:
     """frames [B, T, C, H, W] (normalised), actions [B, T-1, d_a] -> cos-sim per horizon.
     A model with proprioception also takes ``proprio`` [B, T, d_p]; its figures cover the
     frames' tokens only, so they compare with frames-only models.
 
     Returns ``{"model": {k: cos}, "copy": {k: cos}, "error_vs_copy": {k: ratio},
-    "error_vs_mean": {k: ratio}}``.
+    "error_vs_mean": {k: ratio}}``; ``by_view`` adds ``"by_view": {view: {"model": ...,
+    "error_vs_copy": ...}}`` per part of the state (``WorldModel.state_views``: the plain
+    grid, each blurred grid, the proprio token), to tell which part the model misses.
     """
     max_h = max(horizons)
     if frames.shape[1] < max_h + 1:
@@ -49,13 +52,14 @@ def rollout_cosine(
     states = model.encode(seen) if p is None else model.encode(seen, p)
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
     model.train(was_training)
+    views = _by_view(model, states, predicted, horizons) if by_view else None
     if p is not None:  # the proprio token is the last one
         states, predicted = states[..., :-1, :], predicted[..., :-1, :]
 
     def err(pred: Tensor, k: int) -> Tensor:
         return (pred.float() - states[:, k].float()).pow(2).sum()
 
-    return {
+    out: dict[str, dict] = {
         "model": {k: float(cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
         "copy": {k: float(cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
         # Squared error of the model relative to the copy baseline's: < 1 means the model
@@ -74,6 +78,31 @@ def rollout_cosine(
             for k in horizons
         },
     }
+    if views is not None:
+        out["by_view"] = views
+    return out
+
+
+def _by_view(
+    model: WorldModel, states: Tensor, predicted: Tensor, horizons: tuple[int, ...]
+) -> dict[str, dict[str, dict[int, float]]]:
+    """Per ``state_views`` part: the rollout's cos-sim and squared error over copying's."""
+    if states.dim() == 3:  # pooled: [B, T, D], one token
+        states, predicted = states.unsqueeze(2), predicted.unsqueeze(2)
+    out = {}
+    for name, tokens in model.state_views():
+        s, pr = states[:, :, tokens].float(), predicted[:, :, tokens].float()
+        out[name] = {
+            "model": {k: float(cosine(pr[:, k - 1], s[:, k]).mean()) for k in horizons},
+            "error_vs_copy": {
+                k: float(
+                    (pr[:, k - 1] - s[:, k]).pow(2).sum()
+                    / (s[:, 0] - s[:, k]).pow(2).sum().clamp_min(1e-12)
+                )
+                for k in horizons
+            },
+        }
+    return out
 
 
 def held_out_rollout_cosine(
@@ -82,7 +111,8 @@ def held_out_rollout_cosine(
     frameskip: int = 1,
     horizons: tuple[int, ...] = (1, 5, 10),
     split: str = "val",
-) -> tuple[dict[str, dict[int, float]], int]:
+    by_view: bool = False,
+) -> tuple[dict[str, dict], int]:
     """``rollout_cosine`` on a dataset split's episodes at the model's frameskip, and how many
     episodes it used.
 
@@ -90,6 +120,7 @@ def held_out_rollout_cosine(
     concatenated), so horizon h needs h*k + 1 frames. Horizons longer than the split's
     episodes allow are dropped and the longest that fits is added in their place (41-frame
     episodes at k=5 give 1, 5 and 8).
+    ``by_view`` adds the figures per part of the state, as in ``rollout_cosine``.
     """
     from vjepa2.data.dataset import VideoActionDataset
 
@@ -119,7 +150,7 @@ def held_out_rollout_cosine(
                 f"some {split!r} episodes have none"
             )
         proprio = model.proprio_of(states)
-    return rollout_cosine(model, frames, actions, fits, proprio), len(frames)
+    return rollout_cosine(model, frames, actions, fits, proprio, by_view), len(frames)
 
 
 def load_episode_windows(
