@@ -34,6 +34,7 @@ from vjepa2.eval.episode_log import EpisodeLog, fingerprint
 from vjepa2.eval.planning import (
     PlanningEvalConfig,
     at_model_frame_size,
+    check_energy_views,
     evaluate_seeds,
     markdown_table,
     rollout_step_flops,
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> dict:
     # Resolved here as well as per episode, so that results.json and the episode log's
     # fingerprint record the frame size the episodes were drawn at.
     cfg = at_model_frame_size(cfg, ckpt)
+    try:
+        check_energy_views(cfg, ckpt)
+    except ValueError as exc:
+        raise SystemExit(f"config error: {exc}") from None
     out = Path(args.out) if args.out else ckpt.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     cfg = train_missing_baselines(cfg, args.dataset, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from mlflow import MlflowClient
@@ -72,6 +73,7 @@ def test_evaluate_writes_the_table_figures_and_an_mlflow_run(tiny_world_model, t
         (["--set=cem.elite_frac=2"], "elite_frac"),
         (["--set=budgett=3"], "unknown key"),
         (["--set=ensemble_checkpoints=[/nonexistent.pt]"], "ensemble checkpoint not found"),
+        (["--set=energy_views=[magic]"], r"energy_views \['magic'\].*one of"),
     ],
 )
 def test_bad_arguments_exit_with_one_clear_line(tiny_world_model, argv, message):
@@ -96,6 +98,13 @@ def test_true_dynamics_agent_runs_beside_cem_on_the_same_episodes(tiny_world_mod
     assert [o.agent for o in outcomes] == ["cem", "cem_true_dynamics"] * 2
     assert all(o.steps == 3 or o.success for o in outcomes)
     assert all(len(o.plan_seconds) >= 1 for o in outcomes)
+    # The energy read through energy_views' token indices: the tiny model's state is one
+    # pooled token, so naming it plans exactly as the whole state does, audits included.
+    named = evaluate_seeds(
+        replace(cfg, energy_views=("pooled",)), [1_000_000, 1_000_001], str(tiny_world_model)
+    )
+    for a, b in zip(outcomes, named, strict=True):
+        assert (a.success, a.steps, a.plan_audits) == (b.success, b.steps, b.plan_audits)
 
 
 def test_episodes_are_drawn_at_the_size_of_the_models_training_frames(tiny_world_model):
@@ -163,6 +172,11 @@ def test_episode_log_key_ignores_only_settings_that_do_not_change_an_episode(tmp
     member.write_bytes(b"retrained member")
     assert fingerprint(ckpt, ensemble) != ensemble_key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(cem=CEMConfig(horizon=3)))) != key
+    # Logs from before energy_views read as the whole state's energy; a part of it plans
+    # otherwise.
+    assert fingerprint(ckpt, {k: v for k, v in no_ensemble.items() if k != "energy_views"}) == key
+    parts = PlanningEvalConfig(episodes=30, energy_views=("proprio",))
+    assert fingerprint(ckpt, to_dict(parts)) != key
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(budget=40))) != key
     ckpt.write_bytes(b"other weights")
     assert fingerprint(ckpt, to_dict(PlanningEvalConfig(episodes=30))) != key

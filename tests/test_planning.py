@@ -375,3 +375,40 @@ def test_true_dynamics_agent_plans_in_the_mpc_loop():
     outcomes = [run_episode(env, agent, ep, budget=12) for ep in episodes]
     assert sum(o.success for o in outcomes) >= 3
     assert agent.name == "cem_true_dynamics" and all(o.agent == agent.name for o in outcomes)
+
+
+def test_the_energy_reads_only_the_state_parts_asked_for():
+    from vjepa2.config import get_preset
+    from vjepa2.planning.agents import view_tokens
+    from vjepa2.train.builders import build_world_model
+
+    model, _ = build_world_model(get_preset("dynamics", "pusht_small"))
+    assert view_tokens(model, ()) is None
+    assert view_tokens(model, ("proprio", "blur 12 px")).tolist() == list(range(16, 33))
+    assert view_tokens(model, ("sharp", "proprio")).tolist() == [*range(16), 32]
+    assert view_tokens(model, ("sharp", "blur 12 px", "proprio")) is None  # the whole state
+    for bad in (("blur 8 px",), ("sharp", "sharp")):
+        with pytest.raises(ValueError, match="one of \\['sharp', 'blur 12 px', 'proprio'\\]"):
+            view_tokens(model, bad)
+    with pytest.raises(ValueError, match="named parts"):
+        view_tokens(torch.nn.Identity(), ("sharp",))
+
+    # A step that moves tokens 0-1 by the action and leaves tokens 2-3 where they are, away
+    # from the goal: read whole, the energy cannot reach 0; read on tokens 0-1, it does.
+    def step(state, action):
+        out = state.clone()
+        out[:, :2] += action[:, None, :]
+        return out
+
+    cfg = CEMConfig(num_candidates=64, horizon=2, iterations=4, seed=0)
+    state, goal = torch.zeros(1, 4, 2), torch.zeros(1, 4, 2)
+    goal[:, :2], goal[:, 2:] = 0.5, 3.0
+    whole = CEMPlanner(step, 2, cfg).plan(state, goal, generator=torch.Generator().manual_seed(0))
+    parts = CEMPlanner(step, 2, cfg, energy_tokens=torch.arange(2))
+    part = parts.plan(state, goal, generator=torch.Generator().manual_seed(0))
+    assert float(whole.cost[0]) > 4.0 > 0.1 > float(part.cost[0])
+    cand = part.actions[:, None]
+    assert torch.equal(  # the planner's tokens are rollout_cost's default
+        parts.rollout_cost(state, goal, cand),
+        CEMPlanner(step, 2, cfg).rollout_cost(state, goal, cand, tokens=torch.arange(2)),
+    )

@@ -30,6 +30,7 @@ NEUTRAL_WHEN_ADDED: dict[tuple[str, ...], Any] = {
     ("cem", "hold"): 1,
     ("cem", "spread_weight"): 0.0,
     ("ensemble_checkpoints",): [],
+    ("energy_views",): [],
 }
 
 

@@ -84,6 +84,10 @@ class PlanningEvalConfig:
     # plans whose real cost was far above the model's promise (vjepa2.planning.audit): ~1% of
     # the planning time, and it tells a model error that CEM exploits from a planner failure.
     audit_plans: bool = True
+    # The parts of the model's state the planning energy reads (WorldModel.state_views
+    # names: "sharp", "blur 12 px", "proprio", ...), for cem and cem_true_dynamics; empty:
+    # all of it. benchmarks/rollouts.py shows which parts a model predicts well.
+    energy_views: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.agents) - set(AGENTS)
@@ -100,10 +104,18 @@ def build_agent(name: str, cfg: PlanningEvalConfig, checkpoint: str | None, acti
         model = load_planning_model(checkpoint, cfg.ensemble_checkpoints)
         _warn_if_resized(cfg, planning_dims(model)[0])
         if name == "cem":
-            return PlannerAgent(model, cfg.cem, execute=cfg.execute, audit_env=_audit_env(cfg))
+            return PlannerAgent(
+                model,
+                cfg.cem,
+                execute=cfg.execute,
+                audit_env=_audit_env(cfg),
+                energy_views=cfg.energy_views,
+            )
         from vjepa2.planning.true_dynamics import TrueDynamicsAgent
 
-        return TrueDynamicsAgent(model, cfg.cem, planning_env(cfg), execute=cfg.execute)
+        return TrueDynamicsAgent(
+            model, cfg.cem, planning_env(cfg), execute=cfg.execute, energy_views=cfg.energy_views
+        )
     if name == "bc":
         from vjepa2.planning.bc import BCAgent, load_bc
 
@@ -139,6 +151,16 @@ def load_planning_model(checkpoint: str | Path, ensemble: tuple[str, ...] = ()):
     from vjepa2.planning.ensemble import WorldModelEnsemble
 
     return WorldModelEnsemble([load_world_model(p)[0] for p in (checkpoint, *ensemble)])
+
+
+def check_energy_views(cfg: PlanningEvalConfig, checkpoint: str | Path) -> None:
+    """Raise ValueError before any episode runs when ``energy_views`` names a part that
+    the model's state lacks (each episode would otherwise fail on it)."""
+    if cfg.energy_views:
+        from vjepa2.planning.agents import view_tokens
+
+        model = load_planning_model(checkpoint, cfg.ensemble_checkpoints)
+        view_tokens(model, cfg.energy_views)
 
 
 def _audit_env(cfg: PlanningEvalConfig):

@@ -58,6 +58,27 @@ def planning_dims(model: PlanningModel) -> tuple[int, int]:
     return int(model.encoder.cfg.img_size), int(model.dynamics.action_dim)
 
 
+def view_tokens(model: PlanningModel, views: tuple[str, ...]) -> torch.Tensor | None:
+    """The indices of the state tokens in ``views`` (names from the model's
+    ``state_views()``: "sharp", "blur 12 px", "proprio", ...), for an energy that reads only
+    those parts of the state; None (every token) without views or with all of them."""
+    if not views:
+        return None
+    parts = dict(model.state_views()) if hasattr(model, "state_views") else {}
+    if not parts:
+        raise ValueError("energy_views need a latent world model whose state has named parts")
+    unknown = [v for v in views if v not in parts]
+    if unknown or len(set(views)) < len(views):
+        raise ValueError(
+            f"energy_views {list(views)}: each must be a distinct part of this model's "
+            f"state, one of {list(parts)}"
+        )
+    tokens = torch.cat([torch.arange(parts[v].start, parts[v].stop) for v in views]).sort().values
+    # All of it is the default energy; a pooled state (one view) has no token dim to index.
+    every = max(s.stop for s in parts.values())
+    return None if tokens.tolist() == list(range(every)) else tokens
+
+
 class PlannerAgent:
     """Encode frame and goal, plan H steps with CEM, execute the first ``execute`` actions.
 
@@ -79,13 +100,15 @@ class PlannerAgent:
         device: str | torch.device = "cpu",
         name: str = "cem",
         audit_env: WorldEnv | None = None,
+        energy_views: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.img_size, action_dim = planning_dims(model)
         self.proprio_dims = model_proprio_dims(model)
-        self.planner = CEMPlanner(model.step, action_dim, cfg, model_members(model))
+        tokens = view_tokens(model, energy_views)
+        self.planner = CEMPlanner(model.step, action_dim, cfg, model_members(model), tokens)
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
         self.auditor = (
@@ -98,6 +121,7 @@ class PlannerAgent:
                 cfg,
                 with_states=bool(self.proprio_dims),
                 members=self.planner.members,
+                energy_tokens=tokens,
             )
         )
         self.audits: list[PlanAudit] = []

@@ -61,11 +61,18 @@ class PlanAuditor:
         *,
         with_states: bool = False,
         members: int = 1,
+        energy_tokens: Tensor | None = None,
     ) -> None:
         from vjepa2.planning.true_dynamics import TrueDynamicsCEM
 
         self._replay = TrueDynamicsCEM(
-            sim, encode_frames, action_dim, cfg, with_states=with_states, members=members
+            sim,
+            encode_frames,
+            action_dim,
+            cfg,
+            with_states=with_states,
+            members=members,
+            energy_tokens=energy_tokens,
         )
 
     @torch.no_grad()
@@ -79,7 +86,7 @@ class PlanAuditor:
         replayed = float(self._replay.rollout_cost(snap, goal, plan)[0, 0])
         replay = self._replay
         n = len(scored_steps(plan.shape[2], replay.cfg.cost))
-        here = energy(state, goal, replay.cfg.energy, members=replay.members)  # [1] or [1, E]
+        here = energy(state, goal, replay.cfg.energy, replay.energy_tokens, replay.members)
         still = float(replay.combine(here[:, None].expand(1, n, *here.shape[1:]))[0])
         return PlanAudit(float(predicted), replayed, still)
 

@@ -81,13 +81,17 @@ class PlanResult:
 
 
 def energy(
-    pred: Tensor, goal: Tensor, kind: str, tokens: slice | None = None, members: int = 1
+    pred: Tensor,
+    goal: Tensor,
+    kind: str,
+    tokens: slice | Tensor | None = None,
+    members: int = 1,
 ) -> Tensor:
     """Mean L2 (squared) or L1 distance per row over every latent element: [M]. ``tokens``
-    keeps some of a token grid's tokens (the dim after the rows), e.g. ``slice(0, -1)`` all
-    but a proprio token, for diagnostics; planning scores them all. With ``members`` > 1,
-    pred and goal are an ensemble's states [M, E, *S] and each member's energy comes back:
-    [M, E]."""
+    keeps some of a token grid's tokens (the dim after the rows): a slice, e.g.
+    ``slice(0, -1)`` all but a proprio token, or indices (a planner's ``energy_tokens``).
+    With ``members`` > 1, pred and goal are an ensemble's states [M, E, *S] and each
+    member's energy comes back: [M, E]."""
     if members > 1:
         if pred.shape[1] != members:
             raise ValueError(f"expected {members} ensemble members on dim 1, got {pred.shape}")
@@ -119,9 +123,16 @@ class CEMPlanner:
     and a candidate's cost combines the members' (``combine_costs``)."""
 
     def __init__(
-        self, step: StepFn, action_dim: int, cfg: CEMConfig | None = None, members: int = 1
+        self,
+        step: StepFn,
+        action_dim: int,
+        cfg: CEMConfig | None = None,
+        members: int = 1,
+        energy_tokens: Tensor | None = None,
     ) -> None:
         self.step, self.action_dim, self.cfg = step, action_dim, cfg or CEMConfig()
+        # The state tokens the energy reads (``energy``'s ``tokens``); None: all of them.
+        self.energy_tokens = energy_tokens
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
         self.members = members
@@ -162,15 +173,16 @@ class CEMPlanner:
             raise ValueError(f"state {tuple(state.shape)} and goal {tuple(goal.shape)} differ")
 
     def rollout_cost(
-        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | None = None
+        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | Tensor | None = None
     ) -> Tensor:
         """state [B, *S], goal [B, *S], actions [B, K, H, d_a] -> cost [B, K] (``tokens``: as
-        in ``energy``)."""
+        in ``energy``; by default the planner's ``energy_tokens``)."""
         b, k, h, d = actions.shape
         s = state.repeat_interleave(k, dim=0)
         g = goal.repeat_interleave(k, dim=0)
         flat = actions.reshape(b * k, h, d)
         scored, per_step = scored_steps(h, self.cfg.cost), []
+        tokens = self.energy_tokens if tokens is None else tokens
         for t in range(h):
             s = self.step(s, flat[:, t])
             if t in scored:

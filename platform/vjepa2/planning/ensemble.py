@@ -30,6 +30,7 @@ def _signature(model: WorldModel) -> dict:
         "tokens": int(model.dynamics.num_tokens),
         "state_dim": int(model.dynamics.state_dim),
         "pooled": bool(model.state_cfg.pooled),
+        "views": [name for name, _ in model.state_views()],
     }
 
 
@@ -53,6 +54,9 @@ class WorldModelEnsemble(nn.Module):
 
     def proprio_of(self, true_states: np.ndarray | Tensor) -> Tensor | None:
         return self.models[0].proprio_of(true_states)
+
+    def state_views(self) -> list[tuple[str, slice]]:
+        return self.models[0].state_views()
 
     @torch.no_grad()
     def encode(self, frames: Tensor, proprio: Tensor | None = None) -> Tensor:

@@ -44,8 +44,9 @@ class TrueDynamicsCEM(CEMPlanner):
         *,
         with_states: bool = False,
         members: int = 1,
+        energy_tokens: Tensor | None = None,
     ) -> None:
-        super().__init__(self._unused_step, action_dim, cfg, members)
+        super().__init__(self._unused_step, action_dim, cfg, members, energy_tokens)
         env_dim = int(np.prod(sim.action_space.shape))
         if action_dim % env_dim:
             raise ValueError(
@@ -67,7 +68,7 @@ class TrueDynamicsCEM(CEMPlanner):
             )
 
     def rollout_cost(
-        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | None = None
+        self, state: Tensor, goal: Tensor, actions: Tensor, tokens: slice | Tensor | None = None
     ) -> Tensor:
         """state: snapshots [B, S]; goal [B, *Z]; actions [B, K, H, d] -> cost [B, K]
         (``tokens``: as in ``cem.energy``)."""
@@ -102,10 +103,11 @@ class TrueDynamicsCEM(CEMPlanner):
         )
 
     def score(
-        self, z: Tensor, goal: Tensor, shape: torch.Size, tokens: slice | None = None
+        self, z: Tensor, goal: Tensor, shape: torch.Size, tokens: slice | Tensor | None = None
     ) -> Tensor:
         """``replayed_latents`` of plans of ``shape`` [B, K, H, d] -> their cost [B, K]."""
         b, k, h, _ = shape
+        tokens = self.energy_tokens if tokens is None else tokens
         keep = scored_steps(h, self.cfg.cost)
         g = goal.repeat_interleave(k * len(keep), dim=0)
         e = energy(z, g.to(z.device), self.cfg.energy, tokens, self.members)
@@ -124,9 +126,16 @@ class TrueDynamicsAgent(PlannerAgent):
         execute: int = 1,
         warm_start: bool = True,
         device: str | torch.device = "cpu",
+        energy_views: tuple[str, ...] = (),
     ) -> None:
         super().__init__(
-            model, cfg, execute=execute, warm_start=warm_start, device=device, name=NAME
+            model,
+            cfg,
+            execute=execute,
+            warm_start=warm_start,
+            device=device,
+            name=NAME,
+            energy_views=energy_views,
         )
         self.planner = TrueDynamicsCEM(
             sim,
@@ -135,6 +144,7 @@ class TrueDynamicsAgent(PlannerAgent):
             cfg,
             with_states=bool(self.proprio_dims),
             members=self.planner.members,
+            energy_tokens=self.planner.energy_tokens,
         )
         self._snapshot: np.ndarray | None = None
 
