@@ -108,6 +108,7 @@ class PlannerAgent:
         self.img_size, action_dim = planning_dims(model)
         self.proprio_dims = model_proprio_dims(model)
         tokens = view_tokens(model, energy_views)
+        tokens = None if tokens is None else tokens.to(self.device)
         self.planner = CEMPlanner(model.step, action_dim, cfg, model_members(model), tokens)
         self.execute, self.warm_start = execute, warm_start
         self.plan_seconds: list[float] = []
