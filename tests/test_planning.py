@@ -412,3 +412,29 @@ def test_the_energy_reads_only_the_state_parts_asked_for():
         parts.rollout_cost(state, goal, cand),
         CEMPlanner(step, 2, cfg).rollout_cost(state, goal, cand, tokens=torch.arange(2)),
     )
+
+
+def test_a_planner_agent_plans_and_audits_on_the_named_parts():
+    from vjepa2.config import apply_overrides, get_preset
+    from vjepa2.planning.cem import energy
+    from vjepa2.train.builders import build_world_model
+
+    grids = ["state.pooled=false", "state.sharp_view=true", "state.blur_px=[4.0]"]
+    model, _ = build_world_model(apply_overrides(get_preset("dynamics", "tiny"), grids))
+    env = make_env("tworoom")
+    episode = make_episode(env, 1_000_000, goal_offset=5)
+    agent = PlannerAgent(
+        model,
+        CEMConfig(num_candidates=8, iterations=1, horizon=2),
+        audit_env=make_env("tworoom"),
+        energy_views=("blur 4 px",),
+    )
+    assert agent.planner.energy_tokens.tolist() == list(range(16, 32))
+    outcome = run_episode(env, agent, episode, budget=1)
+    # The audit's "standing still" cost is the start's energy on the blurred grid alone.
+    start = agent.encode(make_env("tworoom").reset(options={"state": episode.start_state})[0])
+    goal = agent.encode(episode.goal_frame)
+    tokens = torch.arange(16, 32)
+    (audit,) = outcome.plan_audits
+    assert audit.still == pytest.approx(float(energy(start, goal, "l2", tokens)[0]), rel=1e-5)
+    assert audit.still != pytest.approx(float(energy(start, goal, "l2")[0]), rel=1e-3)
