@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", help="also write the comparison here (.json, and .md beside it)")
     args = p.parse_args(argv)
     label_a, label_b = args.labels or ("A", "B")
+    if label_a == label_b:
+        p.error("--labels must differ: they name the two evaluations in the tables and JSON")
     try:
         a = load_evaluation(args.evaluation, label_a)
         b = load_evaluation(args.against, label_b) if args.against else None

@@ -166,3 +166,12 @@ def test_two_evaluate_shards_pool_into_the_one_run_evaluation(tiny_world_model, 
 
     with pytest.raises(SystemExit, match="error: .*disjoint seeds"):
         compare_evals.main([str(tmp_path / "s0"), str(tmp_path / "all")])
+
+
+def test_the_two_evaluations_need_different_labels(tmp_path):
+    a = _shard(tmp_path / "a", {1: True})
+    b = _shard(tmp_path / "b", {1: False})
+    with pytest.raises(SystemExit):
+        compare_evals.main([str(a), "--against", str(b), "--labels", "x", "x"])
+    result = compare_evals.main([str(a), "--against", str(b), "--labels", "x", "y"])
+    assert result["paired"][0]["only_a"] == [1]

@@ -111,10 +111,8 @@ class WorldModel(nn.Module):
         comes last. A pooled state's one grid token mixes all views ("pooled")."""
         s = self.state_cfg
         grid = self.dynamics.num_tokens - int(bool(self.proprio_dims))
-        names = (["sharp"] if s.sharp_view else []) + [f"blur {b:g} px" for b in s.blur_px]
-        if s.pooled:
-            names = ["pooled"]
-        names = names or ["sharp"]
+        names = ["sharp"] if s.sharp_view else []
+        names = ["pooled"] if s.pooled else names + [f"blur {b:g} px" for b in s.blur_px]
         per = grid // len(names)
         out = [(n, slice(i * per, (i + 1) * per)) for i, n in enumerate(names)]
         return out + ([("proprio", slice(grid, grid + 1))] if self.proprio_dims else [])

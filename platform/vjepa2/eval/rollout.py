@@ -38,8 +38,8 @@ def rollout_cosine(
     frames' tokens only, so they compare with frames-only models.
 
     Returns ``{"model": {k: cos}, "copy": {k: cos}, "error_vs_copy": {k: ratio},
-    "error_vs_mean": {k: ratio}}``; ``by_view`` adds ``"by_view": {view: {"model": ...,
-    "error_vs_copy": ...}}`` per part of the state (``WorldModel.state_views``: the plain
+    "error_vs_mean": {k: ratio}}``; ``by_view`` adds ``"by_view": {view: {the same four}}``
+    per part of the state (``WorldModel.state_views``: the plain
     grid, each blurred grid, the proprio token), to tell which part the model misses.
     """
     max_h = max(horizons)
@@ -52,14 +52,30 @@ def rollout_cosine(
     states = model.encode(seen) if p is None else model.encode(seen, p)
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
     model.train(was_training)
-    views = _by_view(model, states, predicted, horizons) if by_view else None
+    views = None
+    if by_view:  # per part of the state; a pooled state [B, T, D] is one token
+        s, pr = (
+            (states, predicted)
+            if states.dim() == 4
+            else (states[:, :, None], predicted[:, :, None])
+        )
+        views = {n: _figures(s[:, :, t], pr[:, :, t], horizons) for n, t in model.state_views()}
     if p is not None:  # the proprio token is the last one
         states, predicted = states[..., :-1, :], predicted[..., :-1, :]
+    out: dict[str, dict] = _figures(states, predicted, horizons)
+    if views is not None:
+        out["by_view"] = views
+    return out
+
+
+def _figures(states: Tensor, predicted: Tensor, horizons: tuple[int, ...]) -> dict[str, dict]:
+    """Encoded states [B, T, ...] and the rollout's predictions of states 1.. [B, T-1, ...]
+    -> the cos-sims and squared-error ratios per horizon (``rollout_cosine``'s figures)."""
 
     def err(pred: Tensor, k: int) -> Tensor:
         return (pred.float() - states[:, k].float()).pow(2).sum()
 
-    out: dict[str, dict] = {
+    return {
         "model": {k: float(cosine(predicted[:, k - 1], states[:, k]).mean()) for k in horizons},
         "copy": {k: float(cosine(states[:, 0], states[:, k]).mean()) for k in horizons},
         # Squared error of the model relative to the copy baseline's: < 1 means the model
@@ -78,31 +94,6 @@ def rollout_cosine(
             for k in horizons
         },
     }
-    if views is not None:
-        out["by_view"] = views
-    return out
-
-
-def _by_view(
-    model: WorldModel, states: Tensor, predicted: Tensor, horizons: tuple[int, ...]
-) -> dict[str, dict[str, dict[int, float]]]:
-    """Per ``state_views`` part: the rollout's cos-sim and squared error over copying's."""
-    if states.dim() == 3:  # pooled: [B, T, D], one token
-        states, predicted = states.unsqueeze(2), predicted.unsqueeze(2)
-    out = {}
-    for name, tokens in model.state_views():
-        s, pr = states[:, :, tokens].float(), predicted[:, :, tokens].float()
-        out[name] = {
-            "model": {k: float(cosine(pr[:, k - 1], s[:, k]).mean()) for k in horizons},
-            "error_vs_copy": {
-                k: float(
-                    (pr[:, k - 1] - s[:, k]).pow(2).sum()
-                    / (s[:, 0] - s[:, k]).pow(2).sum().clamp_min(1e-12)
-                )
-                for k in horizons
-            },
-        }
-    return out
 
 
 def held_out_rollout_cosine(

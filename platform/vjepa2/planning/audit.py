@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from vjepa2.envs.registry import WorldEnv
-from vjepa2.planning.cem import CEMConfig, energy, scored_steps
+from vjepa2.planning.cem import CEMConfig, scored_steps
 
 # A plan over-promised when its replayed cost exceeds twice the model's, plus this share of
 # the cost of standing still (so that near the goal, where both costs are tiny, noise in the
@@ -86,7 +86,7 @@ class PlanAuditor:
         replayed = float(self._replay.rollout_cost(snap, goal, plan)[0, 0])
         replay = self._replay
         n = len(scored_steps(plan.shape[2], replay.cfg.cost))
-        here = energy(state, goal, replay.cfg.energy, replay.energy_tokens, replay.members)
+        here = replay.energy_of(state, goal)  # [1] or [1, E]
         still = float(replay.combine(here[:, None].expand(1, n, *here.shape[1:]))[0])
         return PlanAudit(float(predicted), replayed, still)
 

@@ -182,12 +182,17 @@ class CEMPlanner:
         g = goal.repeat_interleave(k, dim=0)
         flat = actions.reshape(b * k, h, d)
         scored, per_step = scored_steps(h, self.cfg.cost), []
-        tokens = self.energy_tokens if tokens is None else tokens
         for t in range(h):
             s = self.step(s, flat[:, t])
             if t in scored:
-                per_step.append(energy(s, g, self.cfg.energy, tokens, self.members))
+                per_step.append(self.energy_of(s, g, tokens))
         return self.combine(torch.stack(per_step, 1)).view(b, k)
+
+    def energy_of(self, pred: Tensor, goal: Tensor, tokens: slice | Tensor | None = None) -> Tensor:
+        """``energy`` with this planner's kind and members, on ``tokens`` or, by default, its
+        ``energy_tokens``."""
+        tokens = self.energy_tokens if tokens is None else tokens
+        return energy(pred, goal, self.cfg.energy, tokens, self.members)
 
     def combine(self, per_step: Tensor) -> Tensor:
         """Energies of the scored steps [M, T] (an ensemble's [M, T, E]) -> costs [M]."""

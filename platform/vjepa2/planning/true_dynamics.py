@@ -23,7 +23,7 @@ from torch import Tensor
 
 from vjepa2.envs.registry import WorldEnv, replay_frames, replay_frames_and_states
 from vjepa2.planning.agents import PlannerAgent, PlanningModel
-from vjepa2.planning.cem import CEMConfig, CEMPlanner, energy, scored_steps
+from vjepa2.planning.cem import CEMConfig, CEMPlanner, scored_steps
 
 NAME = "cem_true_dynamics"
 ENCODE_CHUNK = 512  # frames per encoder call while scoring candidates
@@ -107,10 +107,9 @@ class TrueDynamicsCEM(CEMPlanner):
     ) -> Tensor:
         """``replayed_latents`` of plans of ``shape`` [B, K, H, d] -> their cost [B, K]."""
         b, k, h, _ = shape
-        tokens = self.energy_tokens if tokens is None else tokens
         keep = scored_steps(h, self.cfg.cost)
         g = goal.repeat_interleave(k * len(keep), dim=0)
-        e = energy(z, g.to(z.device), self.cfg.energy, tokens, self.members)
+        e = self.energy_of(z, g.to(z.device), tokens)
         return self.combine(e.view(b * k, len(keep), *e.shape[1:])).view(b, k)
 
 
