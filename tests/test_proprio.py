@@ -119,6 +119,10 @@ def test_a_proprio_model_trains_resumes_and_plans_from_the_snapshot(tmp_path):
     resumed = run_local(cfg, progress=False)
     assert [r["step"] for r in resumed.history] == [0, 1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in resumed.history)
+    # The log splits the loss by part of the state (16 grid tokens, then proprio).
+    for row in resumed.history:
+        parts = (16 * row["loss_sharp"] + row["loss_proprio"]) / 17
+        assert parts == pytest.approx(row["loss"], rel=1e-4)
     model, loaded = load_world_model(resumed.checkpoint)
     assert loaded.state.proprio_dims == (0, 1) and model.proprio_standardizer is not None
     assert float(model.proprio_gain()) > 0

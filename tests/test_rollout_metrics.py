@@ -94,3 +94,30 @@ def test_figures_by_view_tell_which_part_the_model_misses():
     assert got["by_view"]["copied"]["error_vs_copy"] == {1: 1.0, 5: 1.0}
     assert 0.0 < got["error_vs_copy"][1] < 1.0  # the whole state: between the two
     assert "by_view" not in rollout_cosine(model, frames, actions, horizons=(1,))
+
+
+def test_training_loss_by_part_of_the_state():
+    """``view_losses`` splits the training loss by part: token-weighted, the parts give back
+    the whole loss, and an error in one part shows in that part alone."""
+    from vjepa2.config import get_preset
+    from vjepa2.losses import latent_loss
+    from vjepa2.train.builders import build_world_model
+
+    model, _ = build_world_model(get_preset("dynamics", "pusht_small"))
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(2, 3, 33, 96, generator=g), torch.randn(2, 3, 33, 96, generator=g)
+    got = model.view_losses(pred, target)
+    assert list(got) == ["loss_sharp", "loss_blur_12_px", "loss_proprio"]
+    weighted = (16 * got["loss_sharp"] + 16 * got["loss_blur_12_px"] + got["loss_proprio"]) / 33
+    assert weighted == pytest.approx(float(latent_loss(pred, target)), rel=1e-5)
+
+    off = pred.clone()
+    off[:, :, :16] += 1.0  # every channel of the plain grid's tokens one unit away
+    got = model.view_losses(off, pred)
+    assert got == {
+        "loss_sharp": pytest.approx(96.0),
+        "loss_blur_12_px": 0.0,
+        "loss_proprio": 0.0,
+    }
+    pooled, _ = build_world_model(get_preset("dynamics", "tiny"))
+    assert pooled.view_losses(torch.zeros(2, 3, 96), torch.ones(2, 3, 96)) == {}

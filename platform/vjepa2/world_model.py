@@ -117,6 +117,21 @@ class WorldModel(nn.Module):
         out = [(n, slice(i * per, (i + 1) * per)) for i, n in enumerate(names)]
         return out + ([("proprio", slice(grid, grid + 1))] if self.proprio_dims else [])
 
+    def view_losses(self, predictions: Tensor, targets: Tensor) -> dict[str, float]:
+        """The training loss's distance (``loss.kind``) per part of the state, averaged over
+        batch, steps and that part's tokens, keyed ``loss_<view>`` (``loss_sharp``,
+        ``loss_blur_12_px``, ``loss_proprio``): which part the model has not learned yet.
+        Empty for a state of one part (a pooled one), whose whole loss already says it."""
+        views = self.state_views()
+        if len(views) < 2:
+            return {}
+        out = {}
+        for name, tokens in views:
+            key = "loss_" + name.replace(" ", "_")
+            part = (predictions[..., tokens, :], targets[..., tokens, :])
+            out[key] = float(latent_loss(*part, self.loss_cfg.kind))
+        return out
+
     def proprio_of(self, true_states: np.ndarray | Tensor) -> Tensor | None:
         """The proprio entries of true state vectors or snapshots [..., S] (their leading
         entries are the state vector), as float32; None when the state has no proprio."""

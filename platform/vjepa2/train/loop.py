@@ -31,6 +31,7 @@ from vjepa2.train.builders import build_vjepa, build_world_model
 from vjepa2.train.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from vjepa2.train.sources import DatasetSource, SyntheticSource
 from vjepa2.train.steps import StepResult, dynamics_step, pretrain_step, unwrap
+from vjepa2.world_model import WorldModel
 
 JobConfig = PretrainConfig | DynamicsTrainConfig
 
@@ -217,7 +218,8 @@ def run_loop(
     ``on_log(row)`` gets a metrics row every ``log_every`` steps and at the last step;
     ``on_checkpoint(steps_done, last_row)`` fires every ``checkpoint_every`` steps and at
     ``end``. Rows hold loss, lr, grad norm, EMA momentum, global samples/s, the share of step
-    time spent waiting for data, peak memory and target-collapse diagnostics.
+    time spent waiting for data, peak memory, target-collapse diagnostics and, for a world
+    model whose state has several parts, the loss on each (``WorldModel.view_losses``).
     """
     mask_gen = torch.Generator(device=task.device)
     task.model.train()
@@ -256,6 +258,8 @@ def run_loop(
             if "targets" in result.aux:
                 stats = collapse_stats(result.aux["targets"])
                 last.update({f"target_{k}": v for k, v in stats.items()})
+                if isinstance(world := unwrap(task.model), WorldModel):
+                    last.update(world.view_losses(result.aux["predictions"], result.aux["targets"]))
             for key in ("variance_loss", "covariance_loss"):  # loss.variance_weight etc.
                 if key in result.aux:
                     last[key] = float(result.aux[key])
