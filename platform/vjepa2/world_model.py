@@ -125,12 +125,13 @@ class WorldModel(nn.Module):
         views = self.state_views()
         if len(views) < 2:
             return {}
-        out = {}
-        for name, tokens in views:
-            key = "loss_" + name.replace(" ", "_")
-            part = (predictions[..., tokens, :], targets[..., tokens, :])
-            out[key] = float(latent_loss(*part, self.loss_cfg.kind))
-        return out
+        kind = self.loss_cfg.kind
+        return {
+            "loss_" + name.replace(" ", "_"): float(
+                latent_loss(predictions[..., tokens, :], targets[..., tokens, :], kind)
+            )
+            for name, tokens in views
+        }
 
     def proprio_of(self, true_states: np.ndarray | Tensor) -> Tensor | None:
         """The proprio entries of true state vectors or snapshots [..., S] (their leading
