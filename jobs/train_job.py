@@ -39,6 +39,7 @@ from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
 from vjepa2.train.checkpoint import copy_checkpoint, load_checkpoint
 from vjepa2.train.loop import InMemoryBatches, JobConfig, LoopSettings, build_task, job_kind
 from vjepa2.train.loop import run_loop as run_train_loop
+from vjepa2.train.metrics_log import append_metrics, read_metrics, truncate_metrics
 
 CKPT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.json"
@@ -150,7 +151,7 @@ def fit(
     return FitResult(
         kind,
         final,
-        _read_metrics(out / "metrics.jsonl"),
+        read_metrics(out / "metrics.jsonl"),
         time.perf_counter() - t0,
         run_url=tracker.run_url() if tracker else None,
         model_version=version,
@@ -254,16 +255,14 @@ def _worker_loop(config: dict[str, Any]) -> None:
     metrics = out / "metrics.jsonl"
     tracker = None
     if rank == 0:
-        rows = _read_metrics(metrics)
-        metrics.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] < start))
+        truncate_metrics(metrics, start)
         if config["tracking"]:
             tracker = Tracker.attach(config["tracking"]["uri"], config["tracking"]["run_id"])
 
     def log(row: dict[str, float]) -> None:
         if rank != 0:
             return
-        with metrics.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_metrics(metrics, row)
         if tracker is not None:
             tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, int(row["step"]))
 
@@ -309,12 +308,6 @@ def _record_worker(out: Path, rank: int) -> None:
         "started": time.time(),
     }
     (folder / f"rank{rank}.json").write_text(json.dumps(info))
-
-
-def _read_metrics(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _run_name(out: Path) -> str:

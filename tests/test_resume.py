@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -107,3 +109,16 @@ def test_init_checkpoint_starts_a_fresh_run_from_trained_weights(tmp_path):
     pre = apply_overrides(get_preset("pretrain", "tiny"), [init])
     with pytest.raises(CheckpointError, match="expected 'pretrain'"):
         build_task(pre, torch.device("cpu"))
+
+
+def test_resume_survives_a_metrics_line_cut_short(tmp_path):
+    """A run killed while appending its metrics leaves half a line; the resume drops it and
+    logs every step once, instead of failing on the broken JSON."""
+    run_pretraining(_cfg(tmp_path, 12), progress=False, stop_at=5)
+    metrics = tmp_path / "pretrain" / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write('{"step": 5, "loss": 0.12')
+    resumed = run_pretraining(_cfg(tmp_path, 12), progress=False)
+    assert [r["step"] for r in resumed.history] == list(range(12))
+    logged = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in logged] == list(range(12))

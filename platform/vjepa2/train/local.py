@@ -9,7 +9,6 @@ progress bar. The Ray Train jobs run the same loop and write the same checkpoint
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from vjepa2.train.loop import (
     resolve_device,
     run_loop,
 )
+from vjepa2.train.metrics_log import METRICS_FILE, append_metrics, truncate_metrics
 
 
 @dataclass
@@ -61,19 +61,15 @@ def run_local(
 
     start = 0
     history: list[dict[str, float]] = []
-    metrics_path = out / "metrics.jsonl"
+    metrics_path = out / METRICS_FILE
     last = latest_checkpoint(ckpt_dir) if resume else None
     if last is not None:
         start = task.restore(load_checkpoint(last, kind=task.kind))
-        if metrics_path.exists():
-            rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-            history = [r for r in rows if r["step"] < start]
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    history = truncate_metrics(metrics_path, start)
 
     def log(row: dict[str, float]) -> None:
         history.append(dict(row))
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_metrics(metrics_path, row)
 
     checkpoint = last
 
