@@ -77,5 +77,12 @@ def run_training_job(job: str, description: str, config_type: type, argv: list[s
         history, checkpoint, url = fitted.history, fitted.checkpoint, fitted.run_url
     loss = history[-1]["loss"] if history else float("nan")
     print(f"{job}: final loss {loss:.4f}; checkpoint {checkpoint}")
+    if history:
+        from vjepa2.eval.plots import training_curves
+        from vjepa2.train.metrics_log import curve_keys
+
+        curves = Path(cfg.train.out_dir) / job / "curves.png"
+        training_curves({job: history}, curve_keys(history), curves)
+        print(f"{job}: training curves {curves}")
     if url:
         print(f"{job}: MLflow run {url}")

@@ -27,6 +27,9 @@ def test_pretrain_then_dynamics_from_the_command_line(tmp_path, capsys):
     assert f"checkpoint {final}" in out  # the path the next command takes, as with Ray
     last = tmp_path / "dynamics" / "checkpoints" / "step_0000003.pt"
     assert final.read_bytes() == last.read_bytes()
+    for phase in ("pretrain", "dynamics"):  # the losses drawn where the run's log is
+        curves = tmp_path / phase / "curves.png"
+        assert curves.read_bytes()[:4] == b"\x89PNG" and f"training curves {curves}" in out
 
 
 @pytest.mark.parametrize(

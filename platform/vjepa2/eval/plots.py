@@ -146,3 +146,50 @@ def plan_audit_scatter(outcomes: list, path: str | Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def smooth_curve(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average with the start-up bias removed (the first points are not
+    pulled towards zero); ``weight`` 0 returns the values unchanged."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out = np.empty(len(values))
+    avg = 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def training_curves(
+    runs: dict[str, list[dict]], keys: list[str], path: str | Path, smooth: float = 0.9
+) -> Path:
+    """One panel per logged loss (``loss``, then each part of the state), one colour per
+    run: the rows faint, their moving average solid, on a log scale."""
+    plt = _pyplot()
+    cols = min(3, len(keys))
+    nrows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.1 * nrows), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for i, (label, rows) in enumerate(runs.items()):
+            have = [r for r in rows if key in r and np.isfinite(r[key])]
+            if not have:
+                continue
+            step = np.array([r["step"] for r in have])
+            value = np.array([r[key] for r in have], dtype=float)
+            color = colors[i % len(colors)]
+            ax.plot(step, value, color=color, alpha=0.2, lw=0.8)
+            ax.plot(step, smooth_curve(value, smooth), color=color, lw=1.5, label=label)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        logged = [r[key] for rows in runs.values() for r in rows if key in r]
+        if logged and min(logged) > 0:  # losses; a log scale shows late progress too
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
