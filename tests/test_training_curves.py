@@ -57,6 +57,10 @@ def test_truncating_keeps_the_steps_before_the_resume_point(tmp_path):
     kept = truncate_metrics(path, 3)
     assert [r["step"] for r in kept] == [0, 1, 2]
     assert [r["step"] for r in read_metrics(path)] == [0, 1, 2]
+    path.write_text('{"step": 0}\nnot json\n{"step": 1}\n')
+    with pytest.raises(MetricsError):
+        truncate_metrics(path, 1)  # a resume must not silently lose a broken log's rows
+    assert truncate_metrics(path, 0) == [] and path.read_text() == ""  # a fresh start
 
 
 def test_a_run_folder_a_phase_folder_or_the_file_names_the_log(tmp_path):

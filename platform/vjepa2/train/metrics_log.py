@@ -44,9 +44,10 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 def truncate_metrics(path: str | Path, start: int) -> list[dict[str, float]]:
     """Keep only the rows logged before step ``start`` (a resume from there logs the rest
-    again) and return them."""
+    again) and return them. From step 0 the old log is not read: a fresh start (``--no-resume``)
+    must not fail on a log it throws away."""
     path = Path(path)
-    rows = [r for r in read_metrics(path) if r["step"] < start]
+    rows = [r for r in read_metrics(path) if r["step"] < start] if start > 0 else []
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
