@@ -81,7 +81,7 @@ def run_training_job(job: str, description: str, config_type: type, argv: list[s
         from vjepa2.eval.plots import training_curves
         from vjepa2.train.metrics_log import curve_keys
 
-        curves = Path(cfg.train.out_dir) / job / "curves.png"
+        curves = Path(checkpoint).parent / "curves.png"  # <out>/<phase>/, beside final.pt
         training_curves({job: history}, curve_keys(history), curves)
         print(f"{job}: training curves {curves}")
     if url:

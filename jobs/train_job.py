@@ -39,7 +39,12 @@ from vjepa2.tracking import Tracker, flatten_params, resolve_tracking_uri
 from vjepa2.train.checkpoint import copy_checkpoint, load_checkpoint
 from vjepa2.train.loop import InMemoryBatches, JobConfig, LoopSettings, build_task, job_kind
 from vjepa2.train.loop import run_loop as run_train_loop
-from vjepa2.train.metrics_log import append_metrics, read_metrics, truncate_metrics
+from vjepa2.train.metrics_log import (
+    METRICS_FILE,
+    append_metrics,
+    read_metrics,
+    truncate_metrics,
+)
 
 CKPT_FILE = "checkpoint.pt"
 PROGRESS_FILE = "progress.json"
@@ -135,7 +140,7 @@ def fit(
         version = json.loads(registered.read_text())["version"] if registered.exists() else None
         complete = end == cfg.train.steps
         if tracker is not None and complete and (trained or version is None):
-            for path in (out / "config.yaml", out / "metrics.jsonl"):
+            for path in (out / "config.yaml", out / METRICS_FILE):
                 tracker.log_artifact(path)
             tracker.log_artifact(final, "checkpoints")
             if cfg.tracking.register_model:
@@ -151,7 +156,7 @@ def fit(
     return FitResult(
         kind,
         final,
-        read_metrics(out / "metrics.jsonl"),
+        read_metrics(out / METRICS_FILE),
         time.perf_counter() - t0,
         run_url=tracker.run_url() if tracker else None,
         model_version=version,
@@ -252,7 +257,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     else:
         source = InMemoryBatches(task, per_worker, rank)
 
-    metrics = out / "metrics.jsonl"
+    metrics = out / METRICS_FILE
     tracker = None
     if rank == 0:
         truncate_metrics(metrics, start)
@@ -331,5 +336,5 @@ def _discard(out: Path, storage: str, name: str) -> None:
     info = fs.get_file_info(f"{root.rstrip('/')}/{name}")
     if info.type != pafs.FileType.NotFound:
         fs.delete_dir(info.path)
-    for p in ("final.pt", "metrics.jsonl", "mlflow_run_key", "registered.json"):
+    for p in ("final.pt", METRICS_FILE, "mlflow_run_key", "registered.json"):
         (out / p).unlink(missing_ok=True)
