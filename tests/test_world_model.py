@@ -280,9 +280,9 @@ def test_tworoom_small_preset_is_the_90_percent_recipe():
 
 
 def test_pusht_small_preset_is_the_best_pusht_recipe():
-    """docs/results.md 2026-12-06 as presets: the same Phase 1 as tworoom_small on PushT's
-    data, and a depth-6 predictor on the plain and 12 px-blurred grids plus the agent's
-    position (proprio_weight 4), 12000 steps."""
+    """docs/results.md 2026-12-07 as presets: the same Phase 1 as tworoom_small on PushT's
+    data, and a depth-6 predictor of width 192 on the plain and 12 px-blurred grids plus the
+    agent's position (proprio_weight 4), 12000 steps."""
     pre = get_preset("pretrain", "pusht_small")
     tworoom = get_preset("pretrain", "tworoom_small")
     assert pre.data.dataset.path == "runs/pusht_small/data/pusht" != tworoom.data.dataset.path
@@ -299,3 +299,6 @@ def test_pusht_small_preset_is_the_best_pusht_recipe():
     model, resolved = build_world_model(cfg)
     # 16 plain tokens, 16 blurred, then the agent's x, y as one more.
     assert resolved.dynamics.num_tokens == 33 and model.proprio_standardizer is not None
+    # The predictor is twice the state's width: in and out projections around its blocks.
+    assert (resolved.dynamics.state_dim, resolved.dynamics.width) == (96, 192)
+    assert model.dynamics.out_proj.out_features == 96
