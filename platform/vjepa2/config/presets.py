@@ -185,9 +185,8 @@ def dynamics_pusht_small() -> DynamicsTrainConfig:
     cfg = _small_run(dynamics_tiny(), 12000, "pusht")
     cfg.dynamics.depth, cfg.dynamics.action_hidden = 6, 128
     # Twice the state's width: at 96 the predictor underfit the plain grid (held-out cos-sim
-    # 0.55 five steps ahead, 0.65 at 192) and planned at 26% against the wide one's
-    # (docs/results.md, 2026-12-06 seventh and 2026-12-07). Twice the steps at 96 did not
-    # close that gap.
+    # 0.55 five steps ahead, 0.65 at 192) and planned at 26% against 38% (docs/results.md,
+    # 2026-12-06 seventh and 2026-12-07). Twice the steps at 96 did not close that gap.
     cfg.dynamics.embed_dim = 192
     cfg = _blurred_state(_planning_state(cfg), 12.0)
     cfg.state.sharp_view = True
