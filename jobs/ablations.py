@@ -27,24 +27,34 @@ from jobs.cli import add_overrides
 from jobs.evaluate import run_logged_episodes
 from jobs.train_job import fit
 from vjepa2.config import ConfigError, apply_overrides, get_preset
+from vjepa2.config.jobs import DynamicsTrainConfig
 from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.plots import ablation_curves
 from vjepa2.eval.report import log_ablations
 from vjepa2.eval.rollout import held_out_rollout_cosine
 from vjepa2.train.builders import load_world_model
 
-# name: (Phase-1 overrides or None for no Phase 1, Phase-2 overrides)
+LARGER = "larger_predictor"
+# name: (Phase-1 overrides or None for no Phase 1, Phase-2 overrides); the larger predictor's
+# Phase-2 overrides depend on the preset's predictor (``larger_predictor_overrides``).
 ABLATIONS: dict[str, tuple[list[str] | None, list[str]]] = {
     "full": ([], []),
     "no_phase1": (None, []),
     "no_ema": (["ema.enabled=false"], []),
-    "larger_predictor": (
-        [],
-        ["dynamics.embed_dim=384", "dynamics.depth=4", "dynamics.num_heads=8"],
-    ),
+    LARGER: ([], []),
     "add_fusion": ([], ["dynamics.fusion=add"]),
     "multistep_h5": ([], ["loss.horizon=5"]),
 }
+
+
+def larger_predictor_overrides(cfg: DynamicsTrainConfig) -> list[str]:
+    """The larger row's predictor: 4x the width of the row it ablates, at its depth.
+
+    The seed widens its predictor 3.3x (1280 against 384). A fixed width would not be an
+    ablation on every preset: 384 is 4x the tiny predictor but narrower than a ViT-L one.
+    Heads double, so each head is twice as wide too (the seed's 1280 has 16 heads)."""
+    width = cfg.dynamics.embed_dim or cfg.encoder.embed_dim  # unset: the state's width
+    return [f"dynamics.embed_dim={4 * width}", f"dynamics.num_heads={2 * cfg.dynamics.num_heads}"]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -91,7 +101,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             *dyn_common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}",
             *ABLATIONS[name][1],
         ]  # fmt: skip
-        return apply_overrides(get_preset("dynamics", args.preset), overrides)
+        cfg = apply_overrides(get_preset("dynamics", args.preset), overrides)
+        return apply_overrides(cfg, larger_predictor_overrides(cfg)) if name == LARGER else cfg
 
     try:  # every row's configs, before minutes of training go into the first one
         planning = apply_overrides(

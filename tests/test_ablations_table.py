@@ -32,3 +32,20 @@ def test_table_reports_rollouts_and_marks_rows_that_were_not_planned(tmp_path):
     assert lines[3].endswith("| 0.20 / 1.00 / 1.60 | not run |")
     for i, planned in enumerate((rows, [r | {"planning": None} for r in rows])):
         assert ablation_curves(planned, tmp_path / f"ablations{i}.png").stat().st_size > 0
+
+
+def test_larger_predictor_row_is_four_times_as_wide_as_the_row_it_ablates():
+    from jobs.ablations import larger_predictor_overrides
+    from vjepa2.config import apply_overrides, get_preset
+
+    def larger(preset: str, *overrides: str):
+        cfg = apply_overrides(get_preset("dynamics", preset), list(overrides))
+        return apply_overrides(cfg, larger_predictor_overrides(cfg)).dynamics
+
+    tiny = larger("tiny")  # the predictor runs at the state's width, the encoder's 96
+    assert (tiny.embed_dim, tiny.num_heads, tiny.depth) == (384, 8, 2)
+    wide = larger("pusht_small")  # a predictor of its own width keeps its depth
+    assert (wide.embed_dim, wide.num_heads, wide.depth) == (768, 8, 6)
+    # Relative to what the user trains every row with, not to the preset's default.
+    assert larger("tiny", "dynamics.embed_dim=64", "dynamics.num_heads=2").embed_dim == 256
+    assert larger("vit_h").embed_dim == 4 * 1280  # never narrower than the row it ablates
