@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,6 @@ from vjepa2.eval.report import log_ablations
 from vjepa2.eval.rollout import held_out_rollout_cosine
 from vjepa2.train.builders import load_world_model
 
-LARGER = "larger_predictor"
-# name: (Phase-1 overrides or None for no Phase 1, Phase-2 overrides); the larger predictor's
-# Phase-2 overrides depend on the preset's predictor (``larger_predictor_overrides``).
-ABLATIONS: dict[str, tuple[list[str] | None, list[str]]] = {
-    "full": ([], []),
-    "no_phase1": (None, []),
-    "no_ema": (["ema.enabled=false"], []),
-    LARGER: ([], []),
-    "add_fusion": ([], ["dynamics.fusion=add"]),
-    "multistep_h5": ([], ["loss.horizon=5"]),
-}
-
 
 def larger_predictor_overrides(cfg: DynamicsTrainConfig) -> list[str]:
     """The larger row's predictor: 4x the width of the row it ablates, at its depth.
@@ -55,6 +44,20 @@ def larger_predictor_overrides(cfg: DynamicsTrainConfig) -> list[str]:
     Heads double, so each head is twice as wide too (the seed's 1280 has 16 heads)."""
     width = cfg.dynamics.embed_dim or cfg.encoder.embed_dim  # unset: the state's width
     return [f"dynamics.embed_dim={4 * width}", f"dynamics.num_heads={2 * cfg.dynamics.num_heads}"]
+
+
+# name: (Phase-1 overrides or None for no Phase 1, Phase-2 overrides: a list, or a function
+# of the row's resolved config for a row defined relative to it)
+ABLATIONS: dict[
+    str, tuple[list[str] | None, list[str] | Callable[[DynamicsTrainConfig], list[str]]]
+] = {
+    "full": ([], []),
+    "no_phase1": (None, []),
+    "no_ema": (["ema.enabled=false"], []),
+    "larger_predictor": ([], larger_predictor_overrides),
+    "add_fusion": ([], ["dynamics.fusion=add"]),
+    "multistep_h5": ([], ["loss.horizon=5"]),
+}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -97,12 +100,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return apply_overrides(get_preset("pretrain", args.preset), overrides)
 
     def dynamics_cfg(name: str, encoder: str) -> Any:
+        row = ABLATIONS[name][1]
         overrides = [
             *dyn_common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}",
-            *ABLATIONS[name][1],
+            *([] if callable(row) else row),
         ]  # fmt: skip
         cfg = apply_overrides(get_preset("dynamics", args.preset), overrides)
-        return apply_overrides(cfg, larger_predictor_overrides(cfg)) if name == LARGER else cfg
+        return apply_overrides(cfg, row(cfg)) if callable(row) else cfg
 
     try:  # every row's configs, before minutes of training go into the first one
         planning = apply_overrides(
