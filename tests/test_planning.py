@@ -54,6 +54,32 @@ def test_all_candidates_roll_out_in_one_call_per_horizon_step():
     assert step.calls == [5 * 64] * (4 * 3)
 
 
+def test_shrinking_population_with_carried_elites_still_solves_known_dynamics():
+    """iCEM's two changes: iteration i samples K / decay^i candidates (never fewer than the
+    elites), and the best carried elites keep each iteration's elite cost from rising."""
+    step = CountingStep()
+    cfg = CEMConfig(num_candidates=200, horizon=3, iterations=15, population_decay=1.25,
+                    keep_elites=0.3, keep_mean=False, seed=1)  # fmt: skip
+    result = CEMPlanner(step, 2, cfg).plan(torch.zeros(1, 2), torch.tensor([[1.5, -0.9]]))
+    expected = [max(20, round(200 / 1.25**i)) for i in range(15)]
+    assert step.calls == [k for k in expected for _ in range(3)]
+    assert cfg.rollouts_per_plan == sum(expected) < 200 * 15 / 3
+    assert [row["sampled"] for row in result.stats] == expected
+    found = [row["iteration_best_cost"] for row in result.stats]
+    assert found == sorted(found, reverse=True), found  # the carried elites are still there
+    reached = result.actions.sum(dim=1)
+    assert torch.allclose(reached, torch.tensor([[1.5, -0.9]]), atol=0.05), reached
+    # Without either change the planner is plain CEM, draw for draw.
+    plain = CEMConfig(num_candidates=50, horizon=3, iterations=4, seed=5)
+    explicit = CEMConfig(**{**plain.__dict__, "population_decay": 1.0, "keep_elites": 0.0})
+    a, b = (CEMPlanner(CountingStep(), 2, c).plan(torch.zeros(1, 2), torch.ones(1, 2))
+            for c in (plain, explicit))  # fmt: skip
+    assert torch.equal(a.actions, b.actions) and plain.rollouts_per_plan == 200
+    for bad in ({"population_decay": 0.9}, {"keep_elites": 1.5}):
+        with pytest.raises(ValueError, match="population_decay|keep_elites"):
+            CEMConfig(**bad)
+
+
 def test_held_actions_search_one_raw_action_per_step():
     """hold=3 on a frameskip-3 model whose action is three raw 2-d moves concatenated."""
     seen: list[torch.Tensor] = []

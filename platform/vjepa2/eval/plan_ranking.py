@@ -103,7 +103,7 @@ def candidate_costs(
         raise ValueError(
             f"expected plans [K, H, {agent.planner.action_dim}], got {tuple(actions.shape)}"
         )
-    start, goal = _start_and_goal(agent, sim, episode)
+    start, goal = start_and_goal(agent, sim, episode)
     proprio = bool(agent.proprio_dims)
     plans = actions[None]
     exact = TrueDynamicsCEM(
@@ -124,7 +124,7 @@ def candidate_costs(
     return out
 
 
-def _start_and_goal(
+def start_and_goal(
     agent: PlannerAgent, sim: WorldEnv, episode: PlanningEpisode
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The agent's states [1, *S] of the episode's start (rendered by ``sim``) and goal."""
@@ -140,7 +140,7 @@ def cem_pick(
 ) -> torch.Tensor:
     """The plan [H, d_a] the agent's CEM picks from the episode's start toward its goal after
     all its iterations, from a cold start: the MPC loop's first plan."""
-    start, goal = _start_and_goal(agent, sim, episode)
+    start, goal = start_and_goal(agent, sim, episode)
     return agent.planner.plan(start, goal, generator=generator).actions[0].cpu()
 
 

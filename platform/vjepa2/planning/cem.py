@@ -53,6 +53,13 @@ class CEMConfig:
     # members' mean plus spread_weight x their standard deviation: a plan that only one
     # member believes in (a model error CEM found) costs more. Ignored with one model.
     spread_weight: float = 0.0
+    # Sample-efficient CEM (iCEM, Pinneri et al. 2020): iteration i draws K / decay^i
+    # candidates (never fewer than the elites), and the best ``keep_elites`` fraction of an
+    # iteration's elites joins the next one's pool with the cost it already has. Later
+    # iterations search a narrowed Gaussian, so fewer samples cover it; the carried elites
+    # keep what was found. decay=1, keep_elites=0 is plain CEM, draw for draw.
+    population_decay: float = 1.0
+    keep_elites: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,10 +73,23 @@ class CEMConfig:
         _check(self.cost in ("final", "sum", "min"), "cem cost must be final, sum or min")
         _check(self.hold >= 1, "cem hold must be >= 1")
         _check(self.spread_weight >= 0, "cem spread_weight must be >= 0")
+        _check(self.population_decay >= 1.0, "cem population_decay must be >= 1")
+        _check(0.0 <= self.keep_elites <= 1.0, "cem keep_elites must be in [0, 1]")
 
     @property
     def num_elites(self) -> int:
         return max(1, math.ceil(self.elite_frac * self.num_candidates))
+
+    def population(self, iteration: int) -> int:
+        """Candidates sampled at ``iteration``: K, shrinking by ``population_decay`` each
+        iteration, never below the number of elites."""
+        k = round(self.num_candidates / self.population_decay**iteration)
+        return max(self.num_elites, k)
+
+    @property
+    def rollouts_per_plan(self) -> int:
+        """Candidate rollouts one ``plan`` scores (each H model steps): K x I for plain CEM."""
+        return sum(self.population(i) for i in range(self.iterations))
 
 
 @dataclass
@@ -160,10 +180,12 @@ class CEMPlanner:
         norm = actions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return actions * (c.radius / norm).clamp(max=1.0)
 
-    def sample(self, mean: Tensor, std: Tensor, generator: torch.Generator) -> Tensor:
-        """One iteration's candidates around mean / std [B, H, search_dim] -> model actions
-        [B, K, H, d_a]."""
-        shape = (mean.shape[0], self.cfg.num_candidates, *mean.shape[1:])
+    def sample(
+        self, mean: Tensor, std: Tensor, generator: torch.Generator, k: int | None = None
+    ) -> Tensor:
+        """One iteration's ``k`` (default K) candidates around mean / std [B, H, search_dim]
+        -> model actions [B, k, H, d_a]."""
+        shape = (mean.shape[0], k or self.cfg.num_candidates, *mean.shape[1:])
         noise = torch.randn(shape, generator=generator, device=mean.device)
         return self.project(self.expand(mean[:, None] + std[:, None] * noise))
 
@@ -223,16 +245,22 @@ class CEMPlanner:
         best = self.project(self.expand(mean))
         rows = torch.arange(b, device=device)
         stats = []
+        kept: tuple[Tensor, Tensor] | None = None  # carried elites and their costs
+        n_keep = math.ceil(c.keep_elites * c.num_elites)
         for it in range(c.iterations):
-            cand = self.sample(mean, std, gen)
+            cand = self.sample(mean, std, gen, c.population(it))
             if c.keep_mean:
                 cand[:, 0] = self.project(self.expand(mean))
-            cost = self.rollout_cost(state, goal, cand)  # [B, K]
+            cost = self.rollout_cost(state, goal, cand)  # [B, K_it]
+            if kept is not None:
+                cand, cost = torch.cat([kept[0], cand], 1), torch.cat([kept[1], cost], 1)
             elite_cost, elite_idx = cost.topk(c.num_elites, dim=1, largest=False)
             elites = cand[rows[:, None], elite_idx]  # [B, E, H, d]
             better = elite_cost[:, 0] < best_cost
             best_cost = torch.where(better, elite_cost[:, 0], best_cost)
             best[better] = elites[better, 0]
+            if n_keep:
+                kept = (elites[:, :n_keep], elite_cost[:, :n_keep])
             elites = self.reduce(elites)
             new_std = elites.std(dim=1, unbiased=False) if c.num_elites > 1 else std
             mean = c.momentum * mean + (1 - c.momentum) * elites.mean(dim=1)
@@ -242,7 +270,9 @@ class CEMPlanner:
                     "iteration": it,
                     "best_cost": float(best_cost.mean()),
                     "elite_cost": float(elite_cost.mean()),
+                    "iteration_best_cost": float(elite_cost[:, 0].mean()),
                     "std": float(std.mean()),
+                    "sampled": c.population(it),
                 }
             )
         return PlanResult(best, best_cost, self.project(self.expand(mean)), stats)
