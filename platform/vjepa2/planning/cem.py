@@ -54,7 +54,8 @@ class CEMConfig:
     # member believes in (a model error CEM found) costs more. Ignored with one model.
     spread_weight: float = 0.0
     # Sample-efficient CEM (iCEM, Pinneri et al. 2020): iteration i draws K / decay^i
-    # candidates (never fewer than the elites), and the best ``keep_elites`` fraction of an
+    # candidates (never fewer than twice the elites, so selection still selects), and the
+    # best ``keep_elites`` fraction of an
     # iteration's elites joins the next one's pool with the cost it already has. Later
     # iterations search a narrowed Gaussian, so fewer samples cover it; the carried elites
     # keep what was found. decay=1, keep_elites=0 is plain CEM, draw for draw.
@@ -82,9 +83,10 @@ class CEMConfig:
 
     def population(self, iteration: int) -> int:
         """Candidates sampled at ``iteration``: K, shrinking by ``population_decay`` each
-        iteration, never below the number of elites."""
+        iteration, never below twice the number of elites (or K, if that is fewer): a pool
+        no larger than the elites would pass every sample through and stop the search."""
         k = round(self.num_candidates / self.population_decay**iteration)
-        return max(self.num_elites, k)
+        return max(min(2 * self.num_elites, self.num_candidates), k)
 
     @property
     def rollouts_per_plan(self) -> int:
