@@ -77,6 +77,8 @@ class PlanningEvalConfig:
     # 100% there at H=8; on learned TwoRoom models 90-92% against the sum's 88-90%, not
     # separated (2026-12-05 later and third), at 1.5-2x the planning time. The 98% TwoRoom
     # model plans with it at H=10 (2026-12-05 fourth): 2.8 s per step on 2 CPU cores.
+    # K=300 is the setting; K=96-100 planned PushT and TwoRoom as well at a third of
+    # the time (2026-12-07 third), which is worth it where evaluation time is short.
     cem: CEMConfig = field(
         default_factory=lambda: CEMConfig(num_candidates=300, iterations=10, cost="sum")
     )
