@@ -53,9 +53,10 @@ def parse_setting(text: str, base: CEMConfig) -> CEMConfig:
 
 
 @torch.no_grad()
-def plan_problem(agent: PlannerAgent, env, episode, seed: int) -> dict[str, float]:
+def plan_problem(
+    agent: PlannerAgent, env, episode, start: torch.Tensor, goal: torch.Tensor, seed: int
+) -> dict[str, float]:
     """One cold-start plan of the episode's first step: seconds, model and world costs."""
-    start, goal = start_and_goal(agent, env, episode)
     t0 = time.perf_counter()
     result = agent.planner.plan(start, goal, generator=torch.Generator().manual_seed(seed))
     seconds = time.perf_counter() - t0
@@ -82,13 +83,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = [(t, parse_setting(t, protocol.cem)) for t in texts]
     model = load_planning_model(args.checkpoint)
     env = planning_env(protocol)
-    results: dict[str, list[dict[str, float]]] = {t: [] for t, _ in settings}
+    views = tuple(protocol.energy_views)
+    agents = {text: PlannerAgent(model, cfg, energy_views=views) for text, cfg in settings}
+    results: dict[str, list[dict[str, float]]] = {t: [] for t in texts}
     try:
         for i in range(args.episodes):
             episode = make_episode(env, args.episode_seed + i, goal_offset=protocol.goal_offset)
-            for text, cfg in settings:
-                agent = PlannerAgent(model, cfg, energy_views=tuple(protocol.energy_views))
-                results[text].append(plan_problem(agent, env, episode, episode.seed))
+            # One model, so every setting plans from the same encoded start and goal.
+            start, goal = start_and_goal(agents[texts[0]], env, episode)
+            for text, agent in agents.items():
+                row = plan_problem(agent, env, episode, start, goal, episode.seed)
+                results[text].append(row)
             ref = results[texts[0]][-1]
             print(
                 f"episode {i}: "

@@ -55,10 +55,10 @@ class CEMConfig:
     spread_weight: float = 0.0
     # Sample-efficient CEM (iCEM, Pinneri et al. 2020): iteration i draws K / decay^i
     # candidates (never fewer than twice the elites, so selection still selects), and the
-    # best ``keep_elites`` fraction of an
-    # iteration's elites joins the next one's pool with the cost it already has. Later
-    # iterations search a narrowed Gaussian, so fewer samples cover it; the carried elites
-    # keep what was found. decay=1, keep_elites=0 is plain CEM, draw for draw.
+    # best ``keep_elites`` fraction of an iteration's elites joins the next one's pool with
+    # the cost it already has. Later iterations search a narrowed Gaussian, so fewer samples
+    # cover it; the carried elites keep what was found. decay=1, keep_elites=0 is plain CEM,
+    # draw for draw.
     population_decay: float = 1.0
     keep_elites: float = 0.0
     seed: int = 0
@@ -250,7 +250,8 @@ class CEMPlanner:
         kept: tuple[Tensor, Tensor] | None = None  # carried elites and their costs
         n_keep = math.ceil(c.keep_elites * c.num_elites)
         for it in range(c.iterations):
-            cand = self.sample(mean, std, gen, c.population(it))
+            sampled = c.population(it)
+            cand = self.sample(mean, std, gen, sampled)
             if c.keep_mean:
                 cand[:, 0] = self.project(self.expand(mean))
             cost = self.rollout_cost(state, goal, cand)  # [B, K_it]
@@ -274,7 +275,7 @@ class CEMPlanner:
                     "elite_cost": float(elite_cost.mean()),
                     "iteration_best_cost": float(elite_cost[:, 0].mean()),
                     "std": float(std.mean()),
-                    "sampled": c.population(it),
+                    "sampled": sampled,
                 }
             )
         return PlanResult(best, best_cost, self.project(self.expand(mean)), stats)
