@@ -3,6 +3,7 @@
 python -m jobs.ablations --dataset runs/demo/data/tworoom            # tiny preset, all rows
 python -m jobs.ablations --dataset ... --only full no_ema --episodes 50
 python -m jobs.ablations --dataset ... --dynamics-set state.pooled=false   # Phase 2 only
+python -m jobs.ablations --dataset ... --train-seeds 3 --local    # 3 trainings a row, no Ray
 
 Variants that keep the Phase-1 recipe share the full run's encoder; each row then trains its
 own dynamics model and is scored by held-out rollout cos-sim (1/5/10 steps, beside the copy
@@ -13,6 +14,12 @@ finished training runs are reused and only missing episodes are planned. Results
 ``<out>/ablations.md``, ``ablations.json`` and ``ablations.png`` (error/copy by horizon,
 success bars), and one MLflow run of the ``vjepa2-eval`` experiment with every row's metrics;
 all rows train into one store (``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db``).
+
+``--train-seeds N`` trains every row N times (``train.seed`` 0..N-1 in both phases; seed 0
+in ``<out>/<row>``, seed s in ``<out>/<row>-seed<s>``) and plans the same episodes with each:
+the table then gives each row's mean and spread and its paired difference from ``full``
+(``vjepa2.eval.ablation_table``), since one training per row cannot tell a row's effect from
+run-to-run spread.
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ from jobs.evaluate import run_logged_episodes
 from jobs.train_job import fit
 from vjepa2.config import ConfigError, apply_overrides, get_preset
 from vjepa2.config.jobs import DynamicsTrainConfig
+from vjepa2.eval.ablation_table import aggregate, markdown
 from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.plots import ablation_curves
 from vjepa2.eval.report import log_ablations
-from vjepa2.eval.rollout import held_out_rollout_cosine
+from vjepa2.eval.rollout import held_out_encoder_spread, held_out_rollout_cosine
 from vjepa2.train.builders import load_world_model
 
 
@@ -73,13 +81,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_overrides(p, "--pretrain-set", "pretrain_overrides", "Phase 1 only, e.g. ema.start=0.996")
     add_overrides(p, "--dynamics-set", "dynamics_overrides", "Phase 2 only, e.g. loss.horizon=3")
     add_overrides(p, "--plan-set", "plan_overrides", "planning, e.g. cem.num_candidates=300")
-    p.add_argument("--local", action="store_true", help="no Ray tasks for the planning episodes")
+    p.add_argument(
+        "--train-seeds", type=int, default=1, help="trainings per row (train.seed 0..N-1)"
+    )
+    p.add_argument(
+        "--local", action="store_true", help="train and plan in this process, without Ray"
+    )
     p.add_argument("--no-resume", action="store_true", help="replan every row's episodes")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-mlflow", action="store_true", help="no summary run in MLflow")
     args = p.parse_args(argv)
     if args.episodes < 0:
         p.error("--episodes must be >= 0")
+    if args.train_seeds < 1:
+        p.error("--train-seeds must be >= 1")
     out = Path(args.out).resolve()
     data = str(Path(args.dataset).resolve())
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
@@ -93,20 +108,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
     pre_common = [*common, *args.pretrain_overrides]
     dyn_common = [*common, *args.dynamics_overrides]
 
-    def pretrain_cfg(name: str) -> Any:
+    def folder(name: str, seed: int) -> Path:
+        return out / (name if seed == 0 else f"{name}-seed{seed}")
+
+    def pretrain_cfg(name: str, seed: int) -> Any:
         recipe = ABLATIONS[name][0] or []
-        folder = out / (name if recipe else "full")
-        overrides = [*pre_common, f"train.out_dir={folder}", *recipe]
+        run_dir = folder(name if recipe else "full", seed)
+        overrides = [*pre_common, f"train.out_dir={run_dir}", f"train.seed={seed}", *recipe]
         return apply_overrides(get_preset("pretrain", args.preset), overrides)
 
-    def dynamics_cfg(name: str, encoder: str) -> Any:
+    def dynamics_cfg(name: str, encoder: str, seed: int) -> Any:
         row = ABLATIONS[name][1]
         overrides = [
-            *dyn_common, f"train.out_dir={out / name}", f"encoder_checkpoint={encoder}",
-            *([] if callable(row) else row),
+            *dyn_common, f"train.out_dir={folder(name, seed)}", f"encoder_checkpoint={encoder}",
+            f"train.seed={seed}", *([] if callable(row) else row),
         ]  # fmt: skip
         cfg = apply_overrides(get_preset("dynamics", args.preset), overrides)
         return apply_overrides(cfg, row(cfg)) if callable(row) else cfg
+
+    def train(cfg: Any) -> Path:
+        if args.local:
+            from vjepa2.train.local import run_local
+
+            return Path(run_local(cfg, progress=not args.quiet).checkpoint)
+        return Path(fit(cfg, progress=not args.quiet).checkpoint)
 
     try:  # every row's configs, before minutes of training go into the first one
         planning = apply_overrides(
@@ -115,66 +140,61 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
         for name in names:
             if ABLATIONS[name][0] is not None:
-                pretrain_cfg(name)
-            dynamics_cfg(name, "")
+                pretrain_cfg(name, 0)
+            dynamics_cfg(name, "", 0)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"config error: {exc}") from None
     seeds = [planning.seed + i for i in range(args.episodes)]
-    rows, encoders, checkpoints = [], {}, []
-    for name in names:
-        pre_over = ABLATIONS[name][0]
-        encoder = ""
-        if pre_over is not None:
-            key = tuple(pre_over)
-            if key not in encoders:
-                encoders[key] = str(fit(pretrain_cfg(name), progress=not args.quiet).checkpoint)
-            encoder = encoders[key]
-        dyn = dynamics_cfg(name, encoder)
-        ckpt = fit(dyn, progress=not args.quiet).checkpoint
-        checkpoints.append(Path(ckpt))
-        model, model_cfg = load_world_model(ckpt)
-        cos, held_out = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
-        success = None
-        if seeds:
-            episodes = run_logged_episodes(
-                planning, seeds, ckpt, args.local, out / name / "episodes.jsonl", not args.no_resume
+    runs, encoders, checkpoints = [], {}, []
+    # Seed by seed, so a run cut short still has every row at the first seeds.
+    for train_seed in range(args.train_seeds):
+        for name in names:
+            pre_over = ABLATIONS[name][0]
+            encoder = ""
+            if pre_over is not None:
+                key = (tuple(pre_over), train_seed)
+                if key not in encoders:
+                    encoders[key] = str(train(pretrain_cfg(name, train_seed)))
+                encoder = encoders[key]
+            ckpt = train(dynamics_cfg(name, encoder, train_seed))
+            checkpoints.append(ckpt)
+            model, model_cfg = load_world_model(ckpt)
+            cos, _ = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
+            spread = held_out_encoder_spread(model, data)
+            success, solved = None, {}
+            if seeds:
+                log = folder(name, train_seed) / "episodes.jsonl"
+                episodes = run_logged_episodes(
+                    planning, seeds, ckpt, args.local, log, not args.no_resume
+                )
+                (success,) = summarize(episodes)
+                solved = {o.seed: bool(o.success) for o in episodes}
+            runs.append(
+                {
+                    "ablation": name,
+                    "train_seed": train_seed,
+                    "rollout_cosine": cos,
+                    "encoder": spread,
+                    "planning": success,
+                    "episode_success": solved,
+                }
             )
-            (success,) = summarize(episodes)
-        rows.append({"ablation": name, "rollout_cosine": cos, "planning": success})
-        rate = f"{success['success_rate']:.0%}" if success else "not run"
-        print(f"{name}: error/copy@1 {cos['error_vs_copy'][1]:.2f}, success {rate}")
+            rate = f"{success['success_rate']:.0%}" if success else "not run"
+            print(
+                f"{name} (seed {train_seed}): error/copy@1 {cos['error_vs_copy'][1]:.2f}, "
+                f"encoder eff. rank {spread['effective_rank']:.1f}, success {rate}"
+            )
+    rows = aggregate(runs)
     table = markdown(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.md").write_text(table + "\n")
-    (out / "ablations.json").write_text(json.dumps(rows, indent=2))
+    (out / "ablations.json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
     figure = ablation_curves(rows, out / "ablations.png")
     print(f"\n{table}\n\nwritten to {out}")
     if not args.no_mlflow:
         files = [out / "ablations.md", out / "ablations.json", figure]
         print(f"MLflow: {log_ablations(checkpoints[0], rows, files, uri)}")
     return rows
-
-
-def markdown(rows: list[dict]) -> str:
-    # The horizons the episodes allowed at the preset's frameskip (1/5/10, or 1/5/8 at k=5).
-    hs = list(rows[0]["rollout_cosine"]["model"]) if rows else [1, 5, 10]
-    cols = "".join(f" cos@{k} |" for k in hs)
-    lines = [
-        f"| ablation |{cols} error/copy @{'/'.join(map(str, hs))} | planning success (95% CI) |",
-        "|---|" + "---|" * len(hs) + "---|---|",
-    ]
-    for r in rows:
-        c, s = r["rollout_cosine"], r["planning"]
-        cos = " | ".join(f"{c['model'][k]:.4f}" for k in hs)
-        err = " / ".join(f"{c['error_vs_copy'][k]:.2f}" for k in hs)
-        plan = (
-            f"{s['success_rate']:.0%} ({s['ci95_low']:.0%}-{s['ci95_high']:.0%}, "
-            f"{s['episodes']} ep)"
-            if s
-            else "not run"
-        )
-        lines.append(f"| {r['ablation']} | {cos} | {err} | {plan} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -284,6 +284,57 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
     assert {"ablations.md", "ablations.png"} <= artifacts
 
 
+def test_ablation_runner_trains_each_row_at_each_seed_in_process(tworoom_dataset, tmp_path):
+    import ray
+    import torch
+
+    from jobs import ablations
+
+    argv = [
+        f"--dataset={tworoom_dataset}",
+        f"--out={tmp_path}",
+        "--only",
+        "full",
+        "no_ema",
+        "--train-seeds=2",
+        "--local",
+        "--episodes=1",
+        "--quiet",
+        "--no-mlflow",
+        "--set=train.steps=2",
+        "--set=train.batch_size=2",
+        "--set=tracking.enabled=false",
+        "--dynamics-set=dynamics.depth=1",
+        "--plan-set=budget=3",
+        "--plan-set=cem.num_candidates=16",
+        "--plan-set=cem.iterations=2",
+    ]
+    rows = ablations.main(argv)
+    assert not ray.is_initialized()  # --local trains and plans without Ray
+    assert [(r["ablation"], r["train_seeds"]) for r in rows] == [
+        ("full", [0, 1]),
+        ("no_ema", [0, 1]),
+    ]
+    # Seed 0 keeps the one-seed layout; each seed trains both phases at its own train.seed.
+    for folder, seed in (("full", 0), ("full-seed1", 1), ("no_ema", 0), ("no_ema-seed1", 1)):
+        for phase in ("pretrain", "dynamics"):
+            ckpt = torch.load(tmp_path / folder / phase / "final.pt", weights_only=True)
+            assert ckpt["config"]["train"]["seed"] == seed
+        assert len((tmp_path / folder / "episodes.jsonl").read_text().splitlines()) == 1
+    a, b = (
+        torch.load(tmp_path / f / "dynamics" / "final.pt", weights_only=True)["state"]["model"]
+        for f in ("full", "full-seed1")
+    )
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # two trainings, not one copied
+    runs = json.loads((tmp_path / "ablations.json").read_text())["runs"]
+    assert [(r["ablation"], r["train_seed"]) for r in runs] == [
+        ("full", 0), ("no_ema", 0), ("full", 1), ("no_ema", 1),
+    ]  # fmt: skip
+    assert all(r["encoder"]["effective_rank"] > 1 for r in runs)
+    table = (tmp_path / "ablations.md").read_text()
+    assert "| no_ema | 2 |" in table and "higher in" in table and "2 x 1 ep" in table
+
+
 def test_demo_runs_the_whole_pipeline_and_reuses_it(ray_cluster, tmp_path, capsys):
     from jobs import demo
 

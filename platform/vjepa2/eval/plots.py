@@ -75,14 +75,18 @@ def cosine_vs_horizon(cos: dict[str, dict[int, float]], path: str | Path) -> Pat
 
 def ablation_curves(rows: list[dict], path: str | Path) -> Path:
     """Per ablation: rollout error relative to the copy baseline against the horizon (left;
-    below 1 = predicts the change) and CEM planning success with its 95% interval (right)."""
+    below 1 = predicts the change; bars: the standard deviation over training seeds) and CEM
+    planning success with its 95% interval (right)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for r in rows:
         err = r["rollout_cosine"]["error_vs_copy"]
         ks = sorted(int(k) for k in err)
-        left.plot(ks, [err[k] if k in err else err[str(k)] for k in ks], marker="o",
-                  label=r["ablation"])  # fmt: skip
+        # Rows trained at several seeds carry the spread of their runs (ablation_table).
+        sd = (r.get("rollout_sd") or {}).get("error_vs_copy") or {}
+        left.errorbar(ks, [err[k] if k in err else err[str(k)] for k in ks],
+                      yerr=[sd.get(k, sd.get(str(k), 0.0)) for k in ks] if sd else None,
+                      marker="o", capsize=3, label=r["ablation"])  # fmt: skip
     left.axhline(1.0, color="grey", lw=0.8, ls="--")
     left.set_xlabel("rollout steps")
     left.set_ylabel("squared error / copy baseline's")

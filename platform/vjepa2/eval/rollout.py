@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vjepa2.diagnostics import collapse_stats
 from vjepa2.world_model import WorldModel
 
 
@@ -184,3 +185,19 @@ def load_episode_windows(
     if not true_states:
         return out
     return (*out, torch.stack(states) if len(states) == len(frames) else None)
+
+
+@torch.no_grad()
+def held_out_encoder_spread(
+    model: WorldModel, root: str, split: str = "val", num_frames: int = 11
+) -> dict[str, float]:
+    """``collapse_stats`` of the model's encoder tokens on a split's plain frames (the first
+    ``num_frames`` of up to 64 episodes): how far the representation the world model stands on
+    is from collapse (the seed's no-EMA ablation "collapses"), whatever view of it the state
+    then takes (blurred, pooled, standardised)."""
+    frames, _ = load_episode_windows(root, split, num_frames=num_frames)
+    was_training = model.training
+    model.eval()
+    tokens = model.encoder(frames.flatten(0, 1))
+    model.train(was_training)
+    return collapse_stats(tokens)
