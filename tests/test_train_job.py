@@ -284,11 +284,20 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
     assert {"ablations.md", "ablations.png"} <= artifacts
 
 
-def test_ablation_runner_trains_each_row_at_each_seed_in_process(tworoom_dataset, tmp_path):
-    import ray
+def test_ablation_runner_trains_each_row_at_each_seed_in_process(
+    tworoom_dataset, tmp_path, monkeypatch
+):
     import torch
 
+    import jobs.ray_runtime
     from jobs import ablations
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("--local must not use Ray")
+
+    # Ray may already run for other tests; what matters is that this job never asks for it.
+    monkeypatch.setattr(ablations, "fit", no_ray)
+    monkeypatch.setattr(jobs.ray_runtime, "ensure_ray", no_ray)
 
     argv = [
         f"--dataset={tworoom_dataset}",
@@ -310,7 +319,6 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(tworoom_dataset
         "--plan-set=cem.iterations=2",
     ]
     rows = ablations.main(argv)
-    assert not ray.is_initialized()  # --local trains and plans without Ray
     assert [(r["ablation"], r["train_seeds"]) for r in rows] == [
         ("full", [0, 1]),
         ("no_ema", [0, 1]),
