@@ -49,7 +49,7 @@ def test_table_reports_rollouts_and_marks_rows_that_were_not_planned(tmp_path):
         assert ablation_curves(planned, tmp_path / f"ablations{i}.png").stat().st_size > 0
 
 
-def test_rows_trained_at_several_seeds_pool_and_pair_with_full_by_seed():
+def test_rows_trained_at_several_seeds_pool_and_pair_with_full_by_seed(tmp_path):
     full = [{0: True, 1: True, 2: False}, {0: True, 1: False, 2: False}]
     row = [{0: True, 1: False, 2: False}, {0: False, 1: False, 2: True}]
     runs = [_run("full", 0.1 + 0.1 * s, _plan(full[s]), s, full[s]) for s in (0, 1)]
@@ -75,6 +75,8 @@ def test_rows_trained_at_several_seeds_pool_and_pair_with_full_by_seed():
     assert "| no_ema | 2 | 0.9900 ± 0.0000 |" in line
     assert "33% (10%-70%, 2 x 3 ep); per seed 33% / 33%" in line
     assert line.endswith("higher in 1/2 seeds; episodes +1 / -2 (McNemar p = 1.00) |")
+    # The figure draws the spread over seeds as error bars.
+    assert ablation_curves(list(by_name.values()), tmp_path / "seeds.png").stat().st_size > 0
 
 
 def test_larger_predictor_row_is_four_times_as_wide_as_the_row_it_ablates():

@@ -100,7 +100,9 @@ def ablation_curves(rows: list[dict], path: str | Path) -> Path:
         right.bar([r["ablation"] for r in planned], rate * 100, yerr=err_bars * 100, capsize=4,
                   color="#4c72b0")  # fmt: skip
         right.tick_params(axis="x", labelrotation=30, labelsize=7)
-        title = f"ablations ({s[0]['episodes']} episodes per row, 95% CI)"
+        runs = s[0].get("runs", 1)  # trainings pooled per row (ablation_table)
+        each = f"{runs} trainings x {s[0]['episodes'] // runs}" if runs > 1 else s[0]["episodes"]
+        title = f"ablations ({each} episodes per row, 95% CI)"
     else:
         right.text(0.5, 0.5, "planning not run", ha="center", va="center",
                    transform=right.transAxes)  # fmt: skip
