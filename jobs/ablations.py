@@ -15,11 +15,11 @@ finished training runs are reused and only missing episodes are planned. Results
 success bars), and one MLflow run of the ``vjepa2-eval`` experiment with every row's metrics;
 all rows train into one store (``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db``).
 
-``--train-seeds N`` trains every row N times (``train.seed`` 0..N-1 in both phases; seed 0
-in ``<out>/<row>``, seed s in ``<out>/<row>-seed<s>``) and plans the same episodes with each:
-the table then gives each row's mean and spread and its paired difference from ``full``
-(``vjepa2.eval.ablation_table``), since one training per row cannot tell a row's effect from
-run-to-run spread.
+``--train-seeds N`` trains every row N times (``train.seed`` plus 0..N-1 in both phases;
+the first in ``<out>/<row>``, the n-th in ``<out>/<row>-seed<n>``) and plans the same
+episodes with each: the table then gives each row's mean and spread and its paired
+difference from ``full`` (``vjepa2.eval.ablation_table``), since one training per row cannot
+tell a row's effect from run-to-run spread.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_overrides(p, "--dynamics-set", "dynamics_overrides", "Phase 2 only, e.g. loss.horizon=3")
     add_overrides(p, "--plan-set", "plan_overrides", "planning, e.g. cem.num_candidates=300")
     p.add_argument(
-        "--train-seeds", type=int, default=1, help="trainings per row (train.seed 0..N-1)"
+        "--train-seeds", type=int, default=1, help="trainings per row (train.seed + 0..N-1)"
     )
     p.add_argument(
         "--local", action="store_true", help="train and plan in this process, without Ray"
@@ -114,17 +114,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     def pretrain_cfg(name: str, seed: int) -> Any:
         recipe = ABLATIONS[name][0] or []
         run_dir = folder(name if recipe else "full", seed)
-        overrides = [*pre_common, f"train.out_dir={run_dir}", f"train.seed={seed}", *recipe]
-        return apply_overrides(get_preset("pretrain", args.preset), overrides)
+        overrides = [*pre_common, f"train.out_dir={run_dir}", *recipe]
+        cfg = apply_overrides(get_preset("pretrain", args.preset), overrides)
+        cfg.train.seed += seed  # the n-th training of a row: the user's train.seed plus n
+        return cfg
 
     def dynamics_cfg(name: str, encoder: str, seed: int) -> Any:
         row = ABLATIONS[name][1]
         overrides = [
             *dyn_common, f"train.out_dir={folder(name, seed)}", f"encoder_checkpoint={encoder}",
-            f"train.seed={seed}", *([] if callable(row) else row),
+            *([] if callable(row) else row),
         ]  # fmt: skip
         cfg = apply_overrides(get_preset("dynamics", args.preset), overrides)
-        return apply_overrides(cfg, row(cfg)) if callable(row) else cfg
+        cfg = apply_overrides(cfg, row(cfg)) if callable(row) else cfg
+        cfg.train.seed += seed
+        return cfg
 
     def train(cfg: Any) -> Path:
         if args.local:
@@ -156,7 +160,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if key not in encoders:
                     encoders[key] = str(train(pretrain_cfg(name, train_seed)))
                 encoder = encoders[key]
-            ckpt = train(dynamics_cfg(name, encoder, train_seed))
+            dyn = dynamics_cfg(name, encoder, train_seed)
+            ckpt = train(dyn)
             checkpoints.append(ckpt)
             model, model_cfg = load_world_model(ckpt)
             cos, _ = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs.append(
                 {
                     "ablation": name,
-                    "train_seed": train_seed,
+                    "train_seed": dyn.train.seed,
                     "rollout_cosine": cos,
                     "encoder": spread,
                     "planning": success,
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
             rate = f"{success['success_rate']:.0%}" if success else "not run"
             print(
-                f"{name} (seed {train_seed}): error/copy@1 {cos['error_vs_copy'][1]:.2f}, "
+                f"{name} (seed {dyn.train.seed}): error/copy@1 {cos['error_vs_copy'][1]:.2f}, "
                 f"encoder eff. rank {spread['effective_rank']:.1f}, success {rate}"
             )
     rows = aggregate(runs)

@@ -312,6 +312,7 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
         "--no-mlflow",
         "--set=train.steps=2",
         "--set=train.batch_size=2",
+        "--set=train.seed=3",
         "--set=tracking.enabled=false",
         "--dynamics-set=dynamics.depth=1",
         "--plan-set=budget=3",
@@ -320,11 +321,12 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
     ]
     rows = ablations.main(argv)
     assert [(r["ablation"], r["train_seeds"]) for r in rows] == [
-        ("full", [0, 1]),
-        ("no_ema", [0, 1]),
+        ("full", [3, 4]),
+        ("no_ema", [3, 4]),
     ]
-    # Seed 0 keeps the one-seed layout; each seed trains both phases at its own train.seed.
-    for folder, seed in (("full", 0), ("full-seed1", 1), ("no_ema", 0), ("no_ema-seed1", 1)):
+    # The first training keeps the one-seed layout; the n-th trains both phases at the
+    # user's train.seed plus n.
+    for folder, seed in (("full", 3), ("full-seed1", 4), ("no_ema", 3), ("no_ema-seed1", 4)):
         for phase in ("pretrain", "dynamics"):
             ckpt = torch.load(tmp_path / folder / phase / "final.pt", weights_only=True)
             assert ckpt["config"]["train"]["seed"] == seed
@@ -336,7 +338,7 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
     assert any(not torch.equal(a[k], b[k]) for k in a)  # two trainings, not one copied
     runs = json.loads((tmp_path / "ablations.json").read_text())["runs"]
     assert [(r["ablation"], r["train_seed"]) for r in runs] == [
-        ("full", 0), ("no_ema", 0), ("full", 1), ("no_ema", 1),
+        ("full", 3), ("no_ema", 3), ("full", 4), ("no_ema", 4),
     ]  # fmt: skip
     assert all(r["encoder"]["effective_rank"] > 1 for r in runs)
     table = (tmp_path / "ablations.md").read_text()
