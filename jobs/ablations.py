@@ -40,7 +40,7 @@ from vjepa2.eval.ablation_table import aggregate, markdown
 from vjepa2.eval.planning import PlanningEvalConfig, summarize
 from vjepa2.eval.plots import ablation_curves
 from vjepa2.eval.report import log_ablations
-from vjepa2.eval.rollout import held_out_encoder_spread, held_out_rollout_cosine
+from vjepa2.eval.rollout import encoder_spread, held_out_rollout_cosine, load_episode_windows
 from vjepa2.train.builders import load_world_model
 
 
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise SystemExit(f"config error: {exc}") from None
     seeds = [planning.seed + i for i in range(args.episodes)]
     runs, encoders, checkpoints = [], {}, []
+    # Every run's encoder is measured on the same held-out frames: decode them once.
+    spread_frames, _ = load_episode_windows(data, "val", num_frames=11)
     # Seed by seed, so a run cut short still has every row at the first seeds.
     for train_seed in range(args.train_seeds):
         for name in names:
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             checkpoints.append(ckpt)
             model, model_cfg = load_world_model(ckpt)
             cos, _ = held_out_rollout_cosine(model, data, model_cfg.data.dataset.frameskip)
-            spread = held_out_encoder_spread(model, data)
+            spread = encoder_spread(model, spread_frames)
             success, solved = None, {}
             if seeds:
                 log = folder(name, train_seed) / "episodes.jsonl"

@@ -228,18 +228,14 @@ def test_the_stream_built_in_the_controller_prints_no_progress_bars(
     assert ds.context.enable_progress_bars is False
 
 
-def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path, capsys):
-    from jobs import ablations
-    from vjepa2.train.builders import load_world_model
-
-    argv = [
-        f"--dataset={tworoom_dataset}",
-        f"--out={tmp_path}",
-        "--only",
-        "full",
-        "no_phase1",
+def _tiny_ablation_argv(dataset, out, *extra: str) -> list[str]:
+    """Two-step trainings and a three-step, 16-candidate plan: the runner's plumbing only."""
+    return [
+        f"--dataset={dataset}",
+        f"--out={out}",
         "--episodes=1",
         "--quiet",
+        *extra,
         "--set=train.steps=2",
         "--set=train.batch_size=2",
         "--set=tracking.enabled=false",
@@ -248,6 +244,13 @@ def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_pa
         "--plan-set=cem.num_candidates=16",
         "--plan-set=cem.iterations=2",
     ]
+
+
+def test_ablation_runner_tabulates_each_row(ray_cluster, tworoom_dataset, tmp_path, capsys):
+    from jobs import ablations
+    from vjepa2.train.builders import load_world_model
+
+    argv = _tiny_ablation_argv(tworoom_dataset, tmp_path, "--only", "full", "no_phase1")
     rows = ablations.main(argv)
     assert [r["ablation"] for r in rows] == ["full", "no_phase1"]
     # Phase-2-only overrides reach the dynamics models and nothing else.
@@ -299,26 +302,10 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
     monkeypatch.setattr(ablations, "fit", no_ray)
     monkeypatch.setattr(jobs.ray_runtime, "ensure_ray", no_ray)
 
-    argv = [
-        f"--dataset={tworoom_dataset}",
-        f"--out={tmp_path}",
-        "--only",
-        "full",
-        "no_ema",
-        "--train-seeds=2",
-        "--local",
-        "--episodes=1",
-        "--quiet",
-        "--no-mlflow",
-        "--set=train.steps=2",
-        "--set=train.batch_size=2",
-        "--set=train.seed=3",
-        "--set=tracking.enabled=false",
-        "--dynamics-set=dynamics.depth=1",
-        "--plan-set=budget=3",
-        "--plan-set=cem.num_candidates=16",
-        "--plan-set=cem.iterations=2",
-    ]
+    argv = _tiny_ablation_argv(
+        tworoom_dataset, tmp_path, "--only", "full", "no_ema", "--train-seeds=2", "--local",
+        "--no-mlflow", "--set=train.seed=3",
+    )  # fmt: skip
     rows = ablations.main(argv)
     assert [(r["ablation"], r["train_seeds"]) for r in rows] == [
         ("full", [3, 4]),

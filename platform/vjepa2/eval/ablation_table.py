@@ -32,7 +32,7 @@ def _sd(values: list[float]) -> float:
 
 
 def _pooled_planning(runs: list[dict]) -> dict[str, Any] | None:
-    planned = [r for r in runs if r.get("planning")]
+    planned = [r for r in runs if r["planning"]]
     if not planned:
         return None
     outcomes = [ok for r in planned for ok in r["episode_success"].values()]
@@ -60,7 +60,7 @@ def _against(runs: list[dict], full: list[dict], k: int) -> dict[str, Any]:
     )
     only_row = only_full = pairs = 0
     for s in seeds:
-        a, b = mine[s].get("episode_success") or {}, base[s].get("episode_success") or {}
+        a, b = mine[s]["episode_success"], base[s]["episode_success"]
         for ep in set(a) & set(b):
             pairs += 1
             only_row += bool(a[ep] and not b[ep])
@@ -94,14 +94,14 @@ def aggregate(runs: list[dict]) -> list[dict]:
             values = {k: [_by_k(r["rollout_cosine"][key], k) for r in mine] for k in hs}
             mean[key] = {k: statistics.fmean(v) for k, v in values.items()}
             sd[key] = {k: _sd(v) for k, v in values.items()}
-        ranks = [r["encoder"]["effective_rank"] for r in mine if r.get("encoder")]
+        ranks = [r["encoder"]["effective_rank"] for r in mine]
         rows.append(
             {
                 "ablation": name,
                 "train_seeds": [r["train_seed"] for r in mine],
                 "rollout_cosine": mean,
                 "rollout_sd": sd,
-                "encoder_effective_rank": statistics.fmean(ranks) if ranks else None,
+                "encoder_effective_rank": statistics.fmean(ranks),
                 "planning": _pooled_planning(mine),
                 "against_full": _against(mine, full, hs[-1]) if full and name != "full" else None,
             }
@@ -123,7 +123,7 @@ def _against_cell(a: dict | None) -> str:
 def _planning_cell(s: dict | None) -> str:
     if not s:
         return "not run"
-    runs = s.get("runs", 1)
+    runs = s["runs"]
     eps = f"{s['episodes']} ep" if runs == 1 else f"{runs} x {s['episodes'] // runs} ep"
     cell = f"{s['success_rate']:.0%} ({s['ci95_low']:.0%}-{s['ci95_high']:.0%}, {eps})"
     if runs > 1:
@@ -153,10 +153,8 @@ def markdown(rows: list[dict]) -> str:
         n = len(r["train_seeds"])
         cos = " | ".join(_figure(r, "model", k, 4) for k in hs)
         err = " / ".join(_figure(r, "error_vs_copy", k, 2) for k in hs)
-        rank = r["encoder_effective_rank"]
-        rank_cell = "-" if rank is None else f"{rank:.1f}"
         lines.append(
-            f"| {r['ablation']} | {n} | {cos} | {err} | {rank_cell} | "
+            f"| {r['ablation']} | {n} | {cos} | {err} | {r['encoder_effective_rank']:.1f} | "
             f"{_planning_cell(r['planning'])} | {_against_cell(r['against_full'])} |"
         )
     return "\n".join(lines)

@@ -188,16 +188,13 @@ def load_episode_windows(
 
 
 @torch.no_grad()
-def held_out_encoder_spread(
-    model: WorldModel, root: str, split: str = "val", num_frames: int = 11
-) -> dict[str, float]:
-    """``collapse_stats`` of the model's encoder tokens on a split's plain frames (the first
-    ``num_frames`` of up to 64 episodes): how far the representation the world model stands on
-    is from collapse (the seed's no-EMA ablation "collapses"), whatever view of it the state
-    then takes (blurred, pooled, standardised)."""
-    frames, _ = load_episode_windows(root, split, num_frames=num_frames)
+def encoder_spread(model: WorldModel, frames: Tensor) -> dict[str, float]:
+    """``collapse_stats`` of the model's encoder tokens on plain frames [..., C, H, W]
+    (normalised; ``load_episode_windows`` gives a split's): how far the representation the
+    world model stands on is from collapse (the seed's no-EMA ablation "collapses"),
+    whatever view of it the state then takes (blurred, pooled, standardised)."""
     was_training = model.training
     model.eval()
-    tokens = model.encoder(frames.flatten(0, 1))
+    tokens = model.encoder(frames.reshape(-1, *frames.shape[-3:]))
     model.train(was_training)
     return collapse_stats(tokens)
