@@ -17,7 +17,8 @@ patches; raw pixels are a reference row.
 distance is the success criterion's (agent and block position errors, the angle error at
 20 px per 20 degrees), its columns are all pairs, the closest fifth of them, and the block's
 pose alone (the agent is a 4 px disc at 64 px); a ridge probe then reports how much of each
-part of the pose the features hold linearly (held-out R^2; the angle as its cosine and sine).
+part of the pose the features hold linearly (held-out R^2; the angle as its cosine and sine),
+and an RBF kernel ridge probe how much nearness in the features tells of the pose.
 Its exchange rates give the energy of moving the agent or block, or turning the block, over
 that of a 20 px block move; ``turn 30° any`` turns the block 30 degrees and then shifts it by
 whichever offset (5 px grid, up to 30 px) the state finds closest to the start: a state that
@@ -97,21 +98,49 @@ def pose_correlations(dist: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[st
     }
 
 
-def ridge_r2(feats: np.ndarray, poses: np.ndarray) -> dict[str, float]:
-    """Held-out R^2 (last quarter) of a ridge probe, its strength picked on the held-out part:
-    an upper estimate, to tell "there" from "absent"."""
-    y = np.column_stack([poses[:, :4], np.cos(poses[:, 4]), np.sin(poses[:, 4])])
-    cut = len(y) * 3 // 4
-    x = (feats - feats[:cut].mean(0)) / (feats[:cut].std(0) + 1e-6)
-    # The dual form: an n x n solve, whatever the feature width (pixels have 12288).
-    gram, cross = x[:cut] @ x[:cut].T, x[cut:] @ x[:cut].T
+def _best_dual_r2(
+    gram: np.ndarray, cross: np.ndarray, y: np.ndarray, cut: int, lams: tuple[float, ...]
+) -> np.ndarray:
+    # Kernel ridge in its dual form (an n x n solve, whatever the feature width: pixels have
+    # 12288); the strength is picked on the held-out part, so this is an upper estimate.
     best = None
-    for lam in (1e1, 1e2, 1e3, 1e4):
+    for lam in lams:
         alpha = np.linalg.solve(gram + lam * np.eye(cut), y[:cut] - y[:cut].mean(0))
         r2 = 1 - ((cross @ alpha + y[:cut].mean(0) - y[cut:]) ** 2).mean(0) / y[cut:].var(0)
         best = r2 if best is None or r2.mean() > best.mean() else best
-    return {"r2_agent": float(best[:2].mean()), "r2_block": float(best[2:4].mean()),
-            "r2_angle": float(best[4:].mean())}  # fmt: skip
+    return best
+
+
+def ridge_r2(feats: np.ndarray, poses: np.ndarray) -> dict[str, float]:
+    """Held-out R^2 (last quarter) of a linear ridge probe and of an RBF kernel ridge probe,
+    to tell "there" from "absent". The angle is not a linear function even of the pixels
+    (their linear R^2 is below 0); the RBF probe asks whether states near in the features
+    have near poses, which is what an energy of feature distances can use."""
+    y = np.column_stack([poses[:, :4], np.cos(poses[:, 4]), np.sin(poses[:, 4])])
+    cut = len(y) * 3 // 4
+    x = (feats - feats[:cut].mean(0)) / (feats[:cut].std(0) + 1e-6)
+    linear = _best_dual_r2(x[:cut] @ x[:cut].T, x[cut:] @ x[:cut].T, y, cut, (1e1, 1e2, 1e3, 1e4))
+    sq = (x * x).sum(1)
+    dist = np.maximum(sq[:, None] + sq[None, :cut] - 2 * x @ x[:cut].T, 0.0)  # [n, cut]
+    width = np.median(dist[:cut])
+    rbf = max(
+        (
+            _best_dual_r2(
+                np.exp(-dist[:cut] / (s * width)),
+                np.exp(-dist[cut:] / (s * width)),
+                y,
+                cut,
+                (1e-3, 1e-2, 1e-1, 1.0),
+            )
+            for s in (0.25, 1.0, 4.0)
+        ),
+        key=lambda r2: r2.mean(),
+    )
+    parts = {"agent": slice(0, 2), "block": slice(2, 4), "angle": slice(4, 6)}
+    return {
+        **{f"r2_{k}": float(linear[v].mean()) for k, v in parts.items()},
+        **{f"r2_rbf_{k}": float(rbf[v].mean()) for k, v in parts.items()},
+    }
 
 
 MOVES = {"agent": (10, 20, 40, 80), "block": (10, 20, 40, 80), "turn": (10, 20, 40, 90)}
@@ -272,15 +301,17 @@ def main() -> None:
                 f"{r['near']:.2f} |"
             )
     else:
-        print("Spearman of latent against pose distance; ridge-probe R^2 of the pose")
-        print("| features | blur (px) | all pairs | closest fifth | block pose only | "
-              "R^2 agent xy | R^2 block xy | R^2 angle |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+        print("Spearman of latent against pose distance; ridge-probe R^2 of the pose, linear "
+              "and RBF kernel")  # fmt: skip
+        print("| features | blur (px) | all pairs | closest fifth | block pose only | R^2 agent "
+              "xy | R^2 block xy | R^2 angle | RBF R^2 agent / block / angle |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['features']} | {r['blur_px']:g} | {r['all']:.2f} | {r['near']:.2f} | "
                 f"{r['block']:.2f} | {r['r2_agent']:.2f} | {r['r2_block']:.2f} | "
-                f"{r['r2_angle']:.2f} |"
+                f"{r['r2_angle']:.2f} | {r['r2_rbf_agent']:.2f} / {r['r2_rbf_block']:.2f} / "
+                f"{r['r2_rbf_angle']:.2f} |"
             )
         print("\nEnergy of a change, over that of moving the block 20 px (the criterion: 1.0 "
               "for 20 px of agent, 20 px of block or 20 degrees; 4x per doubling)")  # fmt: skip
