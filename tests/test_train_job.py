@@ -306,7 +306,17 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
         tworoom_dataset, tmp_path, "--only", "full", "no_ema", "--train-seeds=2", "--local",
         "--no-mlflow", "--set=train.seed=3",
     )  # fmt: skip
+    # A process that takes only the second training of each row leaves the first alone...
+    second = ablations.main([*argv, "--first-seed=1"])
+    assert [(r["ablation"], r["train_seeds"]) for r in second] == [
+        ("full", [4]),
+        ("no_ema", [4]),
+    ]
+    assert not (tmp_path / "full").exists() and not (tmp_path / "no_ema").exists()
+    second_model = (tmp_path / "full-seed1" / "dynamics" / "final.pt").read_bytes()
+    # ...and the run over all of them trains the first and reuses the second as it stands.
     rows = ablations.main(argv)
+    assert (tmp_path / "full-seed1" / "dynamics" / "final.pt").read_bytes() == second_model
     assert [(r["ablation"], r["train_seeds"]) for r in rows] == [
         ("full", [3, 4]),
         ("no_ema", [3, 4]),
@@ -386,4 +396,6 @@ def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):
         ablations.main([f"--dataset={tmp_path}", out, "--episodes=0", "--dynamics-set=nope.x=1"])
     with pytest.raises(SystemExit, match="config error: .*cem"):
         ablations.main([f"--dataset={tmp_path}", out, "--plan-set=cem.num_candidates=0"])
+    with pytest.raises(SystemExit):  # argparse's error: a training the run does not have
+        ablations.main([f"--dataset={tmp_path}", out, "--train-seeds=2", "--first-seed=2"])
     assert not (tmp_path / "out").exists()
