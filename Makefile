@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format clean device-deps
 
 setup: $(STAMP)
 
@@ -28,5 +28,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# What benchmarks/device_checks.sh needs on a GPU machine that has PyTorch but no registry:
+# the library's two pure-Python imports beyond it (PyYAML falls back to Python without libyaml).
+device-deps: $(STAMP)
+	rm -rf .device_deps
+	$(PY) -m pip install --quiet --no-deps --target .device_deps tqdm pyyaml
+
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache .device_deps
