@@ -4,7 +4,7 @@ python -m jobs.ablations --dataset runs/demo/data/tworoom            # tiny pres
 python -m jobs.ablations --dataset ... --only full no_ema --episodes 50
 python -m jobs.ablations --dataset ... --dynamics-set state.pooled=false   # Phase 2 only
 python -m jobs.ablations --dataset ... --train-seeds 3 --local    # 3 trainings a row, no Ray
-python -m jobs.ablations --dataset ... --train-seeds 3 --first-seed 2 --local  # the third only
+python -m jobs.ablations --dataset ... --train-seeds 3 --only-seeds 2 --local  # the third only
 
 Variants that keep the Phase-1 recipe share the full run's encoder; each row then trains its
 own dynamics model and is scored by held-out rollout cos-sim (1/5/10 steps, beside the copy
@@ -20,11 +20,11 @@ all rows train into one store (``$MLFLOW_TRACKING_URI``, else ``<out>/mlflow.db`
 the first in ``<out>/<row>``, the n-th in ``<out>/<row>-seed<n>``) and plans the same
 episodes with each: the table then gives each row's mean and spread and its paired
 difference from ``full`` (``vjepa2.eval.ablation_table``), since one training per row cannot
-tell a row's effect from run-to-run spread. ``--first-seed K`` trains only the K-th to the
-last of them, so that several processes (or machines sharing ``--out``) can each take their
-own trainings of a slow row; a last run with no ``--first-seed`` then reuses them all and
-tabulates every seed. Two processes must not take the same (row, seed): both would write
-its run.
+tell a row's effect from run-to-run spread. ``--only-seeds I [I ...]`` trains, plans and
+tabulates only those of the N trainings (0-based), so that several processes (or machines
+sharing ``--out``) can each take their own trainings of a slow row; a last run over the
+seeds they all finished then reuses every run and tabulates them together. Two processes
+must not take the same (row, seed): both would write its run.
 """
 
 from __future__ import annotations
@@ -90,10 +90,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--train-seeds", type=int, default=1, help="trainings per row (train.seed + 0..N-1)"
     )
     p.add_argument(
-        "--first-seed",
+        "--only-seeds",
         type=int,
-        default=0,
-        help="train and plan only the trainings from this one on (0-based; default all)",
+        nargs="+",
+        metavar="I",
+        help="only these of the --train-seeds trainings (0-based; default all)",
     )
     p.add_argument(
         "--local", action="store_true", help="train and plan in this process, without Ray"
@@ -106,8 +107,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         p.error("--episodes must be >= 0")
     if args.train_seeds < 1:
         p.error("--train-seeds must be >= 1")
-    if not 0 <= args.first_seed < args.train_seeds:
-        p.error(f"--first-seed must be in [0, {args.train_seeds - 1}] (--train-seeds N: 0..N-1)")
+    train_seeds = sorted(set(args.only_seeds or range(args.train_seeds)))
+    if not all(0 <= i < args.train_seeds for i in train_seeds):
+        p.error(f"--only-seeds must be in [0, {args.train_seeds - 1}] (--train-seeds N: 0..N-1)")
     out = Path(args.out).resolve()
     data = str(Path(args.dataset).resolve())
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{out / 'mlflow.db'}"
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # Every run's encoder is measured on the same held-out frames: decode them once.
     spread_frames, _ = load_episode_windows(data, "val", num_frames=11)
     # Seed by seed, so a run cut short still has every row at the first seeds.
-    for train_seed in range(args.first_seed, args.train_seeds):
+    for train_seed in train_seeds:
         for name in names:
             pre_over = ABLATIONS[name][0]
             encoder = ""

@@ -307,7 +307,7 @@ def test_ablation_runner_trains_each_row_at_each_seed_in_process(
         "--no-mlflow", "--set=train.seed=3",
     )  # fmt: skip
     # A process that takes only the second training of each row leaves the first alone...
-    second = ablations.main([*argv, "--first-seed=1"])
+    second = ablations.main([*argv, "--only-seeds", "1"])
     assert [(r["ablation"], r["train_seeds"]) for r in second] == [
         ("full", [4]),
         ("no_ema", [4]),
@@ -397,5 +397,5 @@ def test_ablation_runner_rejects_a_bad_override_before_training(tmp_path):
     with pytest.raises(SystemExit, match="config error: .*cem"):
         ablations.main([f"--dataset={tmp_path}", out, "--plan-set=cem.num_candidates=0"])
     with pytest.raises(SystemExit):  # argparse's error: a training the run does not have
-        ablations.main([f"--dataset={tmp_path}", out, "--train-seeds=2", "--first-seed=2"])
+        ablations.main([f"--dataset={tmp_path}", out, "--train-seeds=2", "--only-seeds", "2"])
     assert not (tmp_path / "out").exists()
