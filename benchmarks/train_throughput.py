@@ -7,13 +7,14 @@
 Each phase is built from its preset exactly as the training jobs build it (``build_task``:
 the model, AdamW, autocast, the EMA target encoder in Phase 1, a randomly initialised frozen
 encoder in Phase 2) and fed synthetic moving-shape clips at the preset's frame size, so no
-dataset is needed. After ``--warmup`` steps it times ``--steps`` more, each synchronised with
-the device, and reports their median. One further step runs under ``FlopCounterMode``: the
-forward and backward passes' matmuls, convolutions and attention, two FLOPs per multiply-add
-(the optimizer's and the EMA's elementwise work is not counted, as in the usual model-FLOPs
-convention). MFU is the achieved rate over the device's dense peak at that precision: known
-for A100, H100 and H200 in bf16 (``PEAK_TFLOPS``); ``--peak-tflops`` sets it for any other
-device, a CPU included.
+dataset is needed (a Phase-2 preset's actions are the synthetic ones, 2-d per step). After
+``--warmup`` steps it times ``--steps`` more, each synchronised with the device, and reports
+their median. One further step runs under ``FlopCounterMode``: the forward and backward
+passes' matmuls, convolutions and attention, two FLOPs per multiply-add (the optimizer's and
+the EMA's elementwise work is not counted, as in the usual model-FLOPs convention). MFU is
+the achieved rate over the device's dense peak at that precision: known for A100, H100 and
+H200 in bf16 (``PEAK_TFLOPS``); ``--peak-tflops`` sets it for any other device, a CPU
+included.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from vjepa2.train.loop import (
 # Dense bf16 tensor-core peaks (TFLOP/s) of the SXM parts, from the vendors' data sheets; a
 # PCIe card's is lower (H100 PCIe: 756), so pass --peak-tflops there.
 PEAK_TFLOPS = {"A100": 312.0, "H100": 989.0, "H200": 989.0}
+SYNTHETIC_ACTION_DIM = 2  # vjepa2.data.synthetic.moving_shapes steers one shape in x, y
 
 
 def peak_tflops(device: torch.device, amp: torch.dtype | None) -> float | None:
@@ -75,6 +77,10 @@ def measure(
     cfg.data.source = "synthetic"
     cfg.data.synthetic.num_videos = max(cfg.train.batch_size, 2)
     cfg.train.steps = warmup + steps + 1  # the lr schedule's length; it does not change cost
+    if job == "dynamics":
+        # Synthetic windows carry one 2-d action per step; a frameskip-k preset's k x 2 only
+        # widens the action encoder's first layer, a rounding error in the step's FLOPs.
+        cfg.dynamics.action_dim = SYNTHETIC_ACTION_DIM
     device = resolve_device(cfg.train.device)
     task = build_task(cfg, device)
     task.model.train()

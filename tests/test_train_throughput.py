@@ -46,11 +46,14 @@ def test_counts_flops_per_sample_and_derives_rates_from_the_median(throughput, t
 def test_only_known_accelerators_in_bf16_get_a_peak(throughput, tmp_path):
     cpu = torch.device("cpu")
     assert throughput.peak_tflops(cpu, torch.bfloat16) is None
+    # pusht_small trains on frameskip-5 windows (10-d actions); the synthetic ones are 2-d.
     (row,) = throughput.main(
         ["--device=cpu", "--steps=1", "--warmup=0", "--pretrain-preset=none",
-         "--set=train.batch_size=2", f"--out={tmp_path / 'x.json'}"]
+         "--dynamics-preset=pusht_small", "--set=train.batch_size=2",
+         f"--out={tmp_path / 'x.json'}"]
     )  # fmt: skip
-    assert row["phase"] == "dynamics" and row["peak_tflops"] is None and row["mfu"] is None
+    assert row["phase"] == "dynamics" and row["preset"] == "pusht_small"
+    assert row["peak_tflops"] is None and row["mfu"] is None and row["flops_per_step"] > 0
 
 
 @pytest.mark.parametrize(
