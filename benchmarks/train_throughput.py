@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from bench_output import print_table, write_json
+from planner import sync
 from torch.utils.flop_counter import FlopCounterMode
 
 from vjepa2.config import apply_overrides, get_preset
@@ -36,7 +37,6 @@ from vjepa2.train.loop import (
     build_task,
     peak_memory_mb,
     resolve_device,
-    step_seed,
 )
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of the SXM parts, from the vendors' data sheets; a
@@ -53,17 +53,14 @@ def peak_tflops(device: torch.device, amp: torch.dtype | None) -> float | None:
     return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run_step(task: TrainTask, source: InMemoryBatches, step: int, gen: torch.Generator) -> float:
-    """One training step, as the loop runs it (per-step seeds), in synchronised seconds."""
+    """One training step, as the loop runs it, in synchronised seconds."""
     batch = source.batch(step)
     sync(task.device)
     t0 = time.perf_counter()
-    gen.manual_seed(step_seed(task.cfg.train.seed + 2, 0, step))
+    # Phase 1's masks (and so its FLOPs) depend on the draw: seeded by step, the counted step
+    # masks the same tokens at any batch size and in every run.
+    gen.manual_seed(step)
     task.step_fn(batch, step, gen)
     sync(task.device)
     return time.perf_counter() - t0
