@@ -81,3 +81,26 @@ def test_unknown_preset_lists_valid_names():
 def test_to_dict_from_dict_identity():
     cfg = get_preset("dynamics", "tiny")
     assert from_dict(type(cfg), to_dict(cfg)) == cfg
+
+
+def test_the_pusht_presets_plan_on_the_same_state_at_their_own_resolution():
+    """``pusht`` (8 px patches, hours) carries what ``pusht_small`` (16 px) learned: the
+    plain and 12 px-blurred standardised grids, the agent as a token, a depth-6 predictor
+    of width 192; only the encoder and the schedule differ."""
+    from vjepa2.train.builders import build_world_model
+
+    small, big = get_preset("dynamics", "pusht_small"), get_preset("dynamics", "pusht")
+    assert big.state == small.state and big.loss == small.loss
+    assert big.data.dataset.frameskip == small.data.dataset.frameskip == 5
+    assert (big.dynamics.depth, big.dynamics.width) == (small.dynamics.depth, 192)
+    assert (big.encoder.patch_size, small.encoder.patch_size) == (8, 16)
+    model, _ = build_world_model(big)
+    # 8 x 8 tokens per grid at 64 px, two grids, one proprio token
+    assert model.dynamics.cfg.num_tokens == 2 * 64 + 1
+
+
+@pytest.mark.parametrize("env", ["tworoom", "pusht"])
+def test_the_hours_long_phase_1_presets_keep_the_features_spread(env):
+    # Their Phase 1 is the *_small recipes' (variance and covariance terms at weight 1).
+    big, small = get_preset("pretrain", env), get_preset("pretrain", f"{env}_small")
+    assert big.loss == small.loss and big.loss.variance_weight == big.loss.covariance_weight == 1

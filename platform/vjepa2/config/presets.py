@@ -108,7 +108,7 @@ def _env_data(env: str) -> DataConfig:
 
 
 def _pretrain_env(env: str, steps: int) -> PretrainConfig:
-    return PretrainConfig(
+    cfg = PretrainConfig(
         encoder=_env_encoder(),
         predictor=PredictorConfig(embed_dim=64, depth=4, num_heads=4),
         mask=MaskConfig.seed(),
@@ -119,6 +119,7 @@ def _pretrain_env(env: str, steps: int) -> PretrainConfig:
             steps=steps, batch_size=16, log_every=50, checkpoint_every=500, out_dir=f"runs/{env}"
         ),
     )
+    return _spread_features(cfg)
 
 
 def _dynamics_env(env: str, steps: int) -> DynamicsTrainConfig:
@@ -161,7 +162,14 @@ def _small_run(cfg: Any, steps: int, env: str = "tworoom") -> Any:
 def pretrain_small(env: str) -> PretrainConfig:
     """The tiny encoder with the opt-in variance/covariance terms, 600 steps (2 min on CPU):
     Phase 1 of both ``*_small`` recipes."""
-    cfg = _small_run(pretrain_tiny(), 600, env)
+    return _spread_features(_small_run(pretrain_tiny(), 600, env))
+
+
+def _spread_features(cfg: PretrainConfig) -> PretrainConfig:
+    # Without them the target features of these small encoders on one environment's videos
+    # shrink to a per-dimension std of ~0.002 and the world model's states barely move; at
+    # weight 1 every world model that planned well was trained on such an encoder
+    # (docs/results.md, 2026-12-02 onward).
     cfg.loss.variance_weight, cfg.loss.covariance_weight = 1.0, 1.0
     return cfg
 
@@ -183,12 +191,20 @@ def dynamics_pusht_small() -> DynamicsTrainConfig:
     30-degree turn costs 0.11x a 20 px move); the plain grid beside it removes the valley
     (1.10x), and the proprio token restores the agent the blur erases."""
     cfg = _small_run(dynamics_tiny(), 12000, "pusht")
-    cfg.dynamics.depth, cfg.dynamics.action_hidden = 6, 128
-    # Twice the state's width: at 96 the predictor underfit the plain grid (held-out cos-sim
-    # 0.55 five steps ahead, 0.65 at 192) and planned at 26% against 38% (docs/results.md,
-    # 2026-12-06 seventh and 2026-12-07). Twice the steps at 96 did not close that gap.
+    cfg.dynamics.action_hidden = 128
+    return _pusht_state(_planning_state(cfg))
+
+
+def _pusht_state(cfg: DynamicsTrainConfig) -> DynamicsTrainConfig:
+    # What every PushT model since 2026-12-06 has shared, the best (pusht_small) included.
+    cfg.dynamics.depth = 6
+    # At the tiny encoder's own width (96) the predictor underfit the plain grid (held-out
+    # cos-sim 0.55 five steps ahead, 0.65 at 192) and planned at 26% against 38%
+    # (docs/results.md, 2026-12-06 seventh and 2026-12-07); twice the steps at 96 did not
+    # close that gap. On the 8 px encoder's 129 tokens 256 wide would cost 1.7x the step time
+    # of 192 on CPU (docs/results.md, 2026-12-07 seventh).
     cfg.dynamics.embed_dim = 192
-    cfg = _blurred_state(_planning_state(cfg), 12.0)
+    cfg = _blurred_state(cfg, 12.0)
     cfg.state.sharp_view = True
     cfg.state.proprio_dims = (0, 1)  # PushT's true state starts with the agent's x, y
     # A 20 px agent move then costs about what a 20 px block move costs in the blurred
@@ -228,7 +244,7 @@ PRESETS: dict[str, dict[str, Callable[[], Any]]] = {
         "tiny": dynamics_tiny,
         "tworoom": lambda: _blurred_state(_dynamics_env("tworoom", 4000), 16.0),
         "tworoom_small": dynamics_tworoom_small,
-        "pusht": lambda: _dynamics_env("pusht", 6000),
+        "pusht": lambda: _pusht_state(_dynamics_env("pusht", 6000)),
         "pusht_small": dynamics_pusht_small,
         "vit_h": dynamics_vit_h,
     },
