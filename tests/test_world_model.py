@@ -185,6 +185,34 @@ def test_a_state_can_drop_the_plain_view_and_keep_only_blurred_grids(tiny_dynami
     assert cfg.dynamics.num_tokens == 1 and pooled.encode(frames).shape == (2, 96)
 
 
+def test_grid_pool_averages_each_views_grid_in_square_blocks(tiny_dynamics):
+    from vjepa2.config.base import ConfigError
+    from vjepa2.data.transforms import gaussian_blur
+
+    with pytest.raises(ValueError, match="grid_pool must be >= 1"):
+        apply_overrides(tiny_dynamics, ["state.grid_pool=0"])
+    with pytest.raises(ConfigError, match="does not divide the encoder's 4x4"):
+        build_world_model(
+            apply_overrides(tiny_dynamics, ["state.pooled=false", "state.grid_pool=3"])
+        )
+    grid = ["state.pooled=false", "state.blur_px=[6]", "state.grid_pool=2"]
+    torch.manual_seed(0)
+    model, resolved = build_world_model(apply_overrides(tiny_dynamics, grid))
+    assert resolved.dynamics.num_tokens == 8  # two views of 2x2 pooled tokens
+    frames = torch.randn(2, 3, 64, 64)
+    states = model.encode(frames)
+    assert states.shape == (2, 8, 96)
+    with torch.no_grad():
+        for view, x in enumerate([frames, gaussian_blur(frames, 6.0)]):
+            tokens = model.encoder(x).reshape(2, 4, 4, 96)  # the 4x4 grid, raster order
+            for r in range(2):
+                for c in range(2):
+                    block = tokens[:, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean((1, 2))
+                    got = states[:, 4 * view + 2 * r + c]
+                    torch.testing.assert_close(got, normalize_targets(block))
+    assert model.step(states, torch.zeros(2, 2)).shape == states.shape
+
+
 def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():
     from vjepa2.data.transforms import gaussian_blur
 

@@ -22,6 +22,7 @@ Every ``encode`` and ``forward`` of such a model then takes the proprio beside t
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -89,12 +90,23 @@ class WorldModel(nn.Module):
         x = frames.reshape(-1, *frames.shape[-3:])
         blurred = [gaussian_blur(x, s) for s in self.state_cfg.blur_px]
         views = [x, *blurred] if self.state_cfg.sharp_view else blurred
-        z = torch.cat([encoder(v) for v in views], dim=1)  # tokens of each view in turn
+        z = torch.cat([self._pool_grid(encoder(v)) for v in views], dim=1)  # view by view
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)
         if self.state_cfg.pooled:
             z = z.mean(dim=1)
         return z.reshape(*lead, *z.shape[1:])
+
+    def _pool_grid(self, tokens: Tensor) -> Tensor:
+        """One frame's tokens [B, side*side, D] averaged over ``state.grid_pool``-square
+        blocks of the grid (raster order kept); unchanged at 1."""
+        k = self.state_cfg.grid_pool
+        if k == 1:
+            return tokens
+        b, n, d = tokens.shape
+        side = math.isqrt(n)
+        grid = tokens.transpose(1, 2).reshape(b, d, side, side)
+        return F.avg_pool2d(grid, k).flatten(2).transpose(1, 2)
 
     def _standardize(self, states: Tensor, fit: bool = False) -> Tensor:
         """States [..., *S] into the standardised space; ``fit`` first folds them into the

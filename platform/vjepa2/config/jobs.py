@@ -182,6 +182,11 @@ class StateConfig:
     # The proprio token's share of the state's variance against the whole token grid's: 1.0
     # weighs the agent's own position as much as everything the frames show.
     proprio_weight: float = 1.0
+    # Average each view's token grid over grid_pool x grid_pool patches before the layer
+    # norm: an 8 px encoder's pooled 4x4 grid follows PushT's pose as closely as its 8x8 one
+    # (Spearman 0.35 against 0.34; 16 px encoders 0.11-0.15), at a quarter of the tokens the
+    # dynamics model and the planner pay for (docs/results.md, 2026-12-07 eighth).
+    grid_pool: int = 1
 
     @property
     def proprio(self) -> bool:
@@ -201,6 +206,7 @@ class StateConfig:
             "state.proprio_dims must not repeat an entry",
         )
         _check(self.proprio_weight > 0, "state.proprio_weight must be > 0")
+        _check(self.grid_pool >= 1, "state.grid_pool must be >= 1")
         _check(
             not self.proprio_dims or (self.standardize and not self.pooled),
             "state.proprio_dims adds a token in standardised units: it needs "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from vjepa2.config.base import from_dict
+from vjepa2.config.base import ConfigError, from_dict
 from vjepa2.config.jobs import DynamicsTrainConfig, PretrainConfig
 from vjepa2.jepa import VJEPA
 from vjepa2.models.dynamics import DynamicsModel
@@ -31,8 +31,13 @@ def resolve_dynamics_config(cfg: DynamicsTrainConfig, encoder: VideoViT) -> Dyna
     """Fill the dynamics model's state width and token count from the encoder (each view's
     grid, and the proprio token when the state has one)."""
     enc = encoder.cfg
-    views = cfg.state.num_views
-    tokens = 1 if cfg.state.pooled else views * (enc.img_size // enc.patch_size) ** 2
+    side, pool = enc.img_size // enc.patch_size, cfg.state.grid_pool
+    if side % pool:
+        raise ConfigError(
+            f"state.grid_pool={pool} does not divide the encoder's {side}x{side} token grid "
+            f"(img_size {enc.img_size} / patch_size {enc.patch_size})"
+        )
+    tokens = 1 if cfg.state.pooled else cfg.state.num_views * (side // pool) ** 2
     tokens += int(cfg.state.proprio)
     dyn = replace(cfg.dynamics, state_dim=enc.embed_dim, num_tokens=tokens)
     return replace(cfg, encoder=enc, dynamics=dyn)
