@@ -13,6 +13,9 @@ line is the path), and over pairs closer than 10 px. ``--blur`` repeats it with 
 Gaussian-blurred (sigma in px) before encoding, which spreads the agent over neighbouring
 patches; raw pixels are a reference row.
 
+``--grid-pool 1 2`` adds rows of each encoder's grid averaged over 2x2 patches (a
+world model's ``state.grid_pool``).
+
 ``--env pusht`` renders random poses instead (agent and block apart, any angle). Its true
 distance is the success criterion's (agent and block position errors, the angle error at
 20 px per 20 degrees), its columns are all pairs, the closest fifth of them, and the block's
@@ -44,6 +47,7 @@ from vjepa2.eval.plan_ranking import spearman
 from vjepa2.losses import normalize_targets
 from vjepa2.models.encoder import VideoViT
 from vjepa2.train.builders import load_pretrained, load_world_model
+from vjepa2.world_model import pool_token_grid
 
 ARENA = TwoRoomConfig(random_door=False)
 
@@ -232,6 +236,13 @@ def main() -> None:
         "(its blurred views and standardisation; --blur does not apply to it)",
     )
     p.add_argument("--blur", type=float, nargs="+", default=[0.0, 4.0, 8.0, 16.0])
+    p.add_argument(
+        "--grid-pool",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="also rows of the encoders' grids averaged over k x k patches (state.grid_pool)",
+    )
     p.add_argument("--positions", type=int, default=300)
     p.add_argument("--pairs", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
@@ -241,6 +252,8 @@ def main() -> None:
         p.error("give --checkpoint (Phase 1), --world-model (Phase 2) or both")
     if args.positions < 8 or args.pairs < 8 or any(s < 0 for s in args.blur):
         p.error("--positions and --pairs must be >= 8, --blur sigmas >= 0")
+    if any(k < 1 for k in args.grid_pool):
+        p.error("--grid-pool factors must be >= 1")
 
     torch.manual_seed(args.seed)
     encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
@@ -261,8 +274,13 @@ def main() -> None:
         """Each row's state of normalised frames [B, C, H, W] blurred at ``sigma`` (and their
         true poses, for a world model with proprioception): [B, F]."""
         out: dict[str, State] = {
-            n: (lambda x, q, e=e: normalize_targets(e(gaussian_blur(x, sigma))).flatten(1))
+            n + (f" pool {k}" if k > 1 else ""): (
+                lambda x, q, e=e, k=k: normalize_targets(
+                    pool_token_grid(e(gaussian_blur(x, sigma)), k)
+                ).flatten(1)
+            )
             for n, e in encoders.items()
+            for k in args.grid_pool
         }
         out["pixels"] = lambda x, q: gaussian_blur(x, sigma).flatten(1)
         if args.world_model and sigma == 0:

@@ -13,6 +13,7 @@ from vjepa2.train.builders import build_world_model, load_world_model
 from vjepa2.train.local import run_dynamics_training, run_pretraining
 from vjepa2.train.sources import SyntheticSource
 from vjepa2.train.steps import dynamics_step
+from vjepa2.world_model import pool_token_grid
 
 
 @pytest.fixture
@@ -211,6 +212,8 @@ def test_grid_pool_averages_each_views_grid_in_square_blocks(tiny_dynamics):
                     got = states[:, 4 * view + 2 * r + c]
                     torch.testing.assert_close(got, normalize_targets(block))
     assert model.step(states, torch.zeros(2, 2)).shape == states.shape
+    with pytest.raises(ValueError, match="not a square grid"):
+        pool_token_grid(torch.zeros(1, 12, 4), 2)
 
 
 def test_gaussian_blur_keeps_mass_and_constants_and_spreads_an_impulse():

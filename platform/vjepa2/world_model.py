@@ -40,6 +40,19 @@ from vjepa2.models.standardizer import StateStandardizer
 from vjepa2.optim import param_groups
 
 
+def pool_token_grid(tokens: Tensor, k: int) -> Tensor:
+    """One frame's tokens [B, side*side, D] (raster order) averaged over k x k blocks of the
+    grid: [B, (side/k)^2, D], raster order kept; unchanged at k = 1."""
+    if k == 1:
+        return tokens
+    b, n, d = tokens.shape
+    side = math.isqrt(n)
+    if side * side != n or side % k:
+        raise ValueError(f"{n} tokens are not a square grid whose side divides by {k}")
+    grid = tokens.transpose(1, 2).reshape(b, d, side, side)
+    return F.avg_pool2d(grid, k).flatten(2).transpose(1, 2)
+
+
 class WorldModel(nn.Module):
     def __init__(
         self,
@@ -90,23 +103,14 @@ class WorldModel(nn.Module):
         x = frames.reshape(-1, *frames.shape[-3:])
         blurred = [gaussian_blur(x, s) for s in self.state_cfg.blur_px]
         views = [x, *blurred] if self.state_cfg.sharp_view else blurred
-        z = torch.cat([self._pool_grid(encoder(v)) for v in views], dim=1)  # view by view
+        z = torch.cat(
+            [pool_token_grid(encoder(v), self.state_cfg.grid_pool) for v in views], dim=1
+        )  # view by view
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)
         if self.state_cfg.pooled:
             z = z.mean(dim=1)
         return z.reshape(*lead, *z.shape[1:])
-
-    def _pool_grid(self, tokens: Tensor) -> Tensor:
-        """One frame's tokens [B, side*side, D] averaged over ``state.grid_pool``-square
-        blocks of the grid (raster order kept); unchanged at 1."""
-        k = self.state_cfg.grid_pool
-        if k == 1:
-            return tokens
-        b, n, d = tokens.shape
-        side = math.isqrt(n)
-        grid = tokens.transpose(1, 2).reshape(b, d, side, side)
-        return F.avg_pool2d(grid, k).flatten(2).transpose(1, 2)
 
     def _standardize(self, states: Tensor, fit: bool = False) -> Tensor:
         """States [..., *S] into the standardised space; ``fit`` first folds them into the
