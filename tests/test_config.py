@@ -97,6 +97,9 @@ def test_the_pusht_presets_plan_on_the_same_state_at_their_own_resolution():
     model, _ = build_world_model(big)
     # 8 x 8 tokens per grid at 64 px, two grids, one proprio token
     assert model.dynamics.cfg.num_tokens == 2 * 64 + 1
+    # The README's cheaper variant: each grid pooled to pusht_small's 4 x 4
+    pooled, _ = build_world_model(apply_overrides(big, ["state.grid_pool=2"]))
+    assert pooled.dynamics.cfg.num_tokens == 2 * 16 + 1
 
 
 @pytest.mark.parametrize("env", ["tworoom", "pusht"])
