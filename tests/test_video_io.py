@@ -114,7 +114,9 @@ if pid == 0:  # child: use the inherited reader, report, exit without cleanup
 os.close(wr)
 ready, _, _ = select.select([rd], [], [], 20.0)
 print(os.read(rd, 1).decode() if ready else "hung")
-os.waitpid(pid, 0) if ready else os.kill(pid, 9)
+if not ready:
+    os.kill(pid, 9)
+os.waitpid(pid, 0)
 """
 
 

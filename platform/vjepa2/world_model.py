@@ -103,9 +103,8 @@ class WorldModel(nn.Module):
         x = frames.reshape(-1, *frames.shape[-3:])
         blurred = [gaussian_blur(x, s) for s in self.state_cfg.blur_px]
         views = [x, *blurred] if self.state_cfg.sharp_view else blurred
-        z = torch.cat(
-            [pool_token_grid(encoder(v), self.state_cfg.grid_pool) for v in views], dim=1
-        )  # view by view
+        pool = self.state_cfg.grid_pool
+        z = torch.cat([pool_token_grid(encoder(v), pool) for v in views], dim=1)  # view by view
         if self.state_cfg.layer_norm:
             z = normalize_targets(z)
         if self.state_cfg.pooled:
