@@ -96,9 +96,9 @@ def test_reader_pickles_as_path_and_reopens(clip, backend):
     np.testing.assert_array_equal(clone.get_frames([4]), want)
 
 
-# Runs in a fresh interpreter: forking the pytest process, which earlier tests leave with Ray,
-# gRPC and torch threads, can deadlock the child on a lock one of those threads held at the
-# fork. That hazard is not the reader's; the test is about the reader reopening its own handle.
+# Runs in a fresh interpreter so that only the reader's state crosses the fork: the pytest
+# process carries Ray, gRPC and torch threads from earlier tests. With PyAV 18.1.1 the child
+# hung here on a colour converter whose thread pool the fork did not copy.
 FORK_CHECK = """
 import os, select, sys
 from vjepa2.data.video import open_video

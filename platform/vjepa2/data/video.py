@@ -268,11 +268,17 @@ class _PyAVHandle:
     """An open container plus the display-order frame index built by demuxing (no decoding)."""
 
     def __init__(self, container: Any, stream: Any, pts: np.ndarray, keyframes: np.ndarray):
+        from av.video.reformatter import VideoReformatter
+
         self.container = container
         self.stream = stream
         self.pts = pts  # sorted presentation timestamps: pts[i] is frame i
         self.keyframes = keyframes  # sorted frame indices of keyframes
         self.index_of = {int(p): i for i, p in enumerate(pts)}
+        # Our own colour converter, not PyAV's per-thread shared one: that one outlives a fork,
+        # and since PyAV 18.1.1 it scales on a thread pool (one thread per core by default)
+        # whose threads the child does not have, so a child's first conversion waits forever.
+        self.reformatter = VideoReformatter()
 
 
 class PyAVReader(_LazyReader):
@@ -359,7 +365,10 @@ class PyAVReader(_LazyReader):
                 for frame in frames_iter:
                     pos = h.index_of.get(frame.pts, -1) if frame.pts is not None else -1
                     if pos == target:
-                        decoded[target] = frame.to_ndarray(format="rgb24")
+                        rgb = h.reformatter.reformat(
+                            frame, format="rgb24", threads=self.num_threads
+                        )
+                        decoded[target] = rgb.to_ndarray()
                         break
                     if pos > target:
                         break
