@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean device-deps
+.PHONY: setup demo test lint format clean device-deps constraints
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,6 +33,11 @@ format: $(STAMP)
 device-deps: $(STAMP)
 	rm -rf .device_deps
 	$(PY) -m pip install --quiet --no-deps --target .device_deps tqdm pyyaml
+
+# After upgrading .venv on purpose (and `make test` passing on it): pin what it now holds.
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .device_deps
