@@ -9,7 +9,11 @@ frameskip, and its squared error over the two baselines' (copying the current st
 predicting the average future state). These are the figures ``jobs.evaluate --dataset``
 prints, for models compared before spending an evaluation's planning time on them. A
 second table splits the cos-sim and the error over copying's by part of the state (the
-plain grid, each blurred grid, the proprio token), to show which part the model misses.
+plain grid, each blurred grid, the proprio token), to show which part the model misses. A
+third rolls each episode out from its own start with another episode's actions: its error
+over the true actions' (near 1, the model guesses the future without reading the actions,
+as a policy that acts predictably from the state allows, and a planner asking what other
+actions do learns nothing from it). Frames' tokens only, as the first table.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not root:
             p.error(f"{c} was not trained on a dataset: pass --dataset")
         k = cfg.data.dataset.frameskip
-        cos, n = held_out_rollout_cosine(model, root, frameskip=k, split=args.split, by_view=True)
+        cos, n = held_out_rollout_cosine(
+            model, root, frameskip=k, split=args.split, by_view=True, other_actions=True
+        )
         rows.append({"checkpoint": c, "dataset": root, "episodes": n, "frameskip": k, **cos})
     header = ["checkpoint", "episodes", "steps", "cos-sim", "copy's cos-sim"]
     header += ["error / copy's", "error / average's"]
@@ -73,6 +79,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
             [r["checkpoint"], view, _triple(v["model"]), _triple(v["error_vs_copy"])]
             for r in rows
             for view, v in r["by_view"].items()
+        ],
+    )
+    print("\nWith another episode's actions (does the model read the actions?):")
+    print_table(
+        ["checkpoint", "cos-sim", "error / copy's", "error / true actions' error"],
+        [
+            [
+                r["checkpoint"],
+                _triple(r["other_actions"]["model"]),
+                _triple(r["other_actions"]["error_vs_copy"]),
+                _triple(r["other_actions"]["error_vs_true_actions"]),
+            ]
+            for r in rows
         ],
     )
     print(f"wrote {write_json(args.out, {'args': vars(args), 'rows': rows})}")

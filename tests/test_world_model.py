@@ -333,3 +333,27 @@ def test_pusht_small_preset_is_the_best_pusht_recipe():
     # The predictor is twice the state's width: in and out projections around its blocks.
     assert (resolved.dynamics.state_dim, resolved.dynamics.width) == (96, 192)
     assert model.dynamics.out_proj.out_features == 96
+
+
+def test_other_actions_figures_tell_whether_the_model_reads_the_actions(tiny_dynamics):
+    """Rollouts driven by another episode's actions: with every episode acting alike they
+    equal the true rollouts (ratio exactly 1); with different actions a model that reads them
+    predicts other futures."""
+    torch.manual_seed(0)
+    model, _ = build_world_model(tiny_dynamics)
+    frames = torch.randn(3, 6, 3, 64, 64)
+    d = model.dynamics.action_dim
+    same = torch.randn(1, 5, d).expand(3, 5, d).contiguous()
+    out = rollout_cosine(model, frames, same, horizons=(1, 5), other_actions=True)
+    assert out["other_actions"]["error_vs_true_actions"] == {1: 1.0, 5: 1.0}
+    assert out["other_actions"]["model"] == out["model"]
+
+    varied = torch.randn(3, 5, d) * 3.0
+    with torch.no_grad():  # a fresh predictor's zero-initialised output ignores its inputs
+        for w in model.dynamics.parameters():
+            w.normal_(0.0, 0.2)
+    out = rollout_cosine(model, frames, varied, horizons=(1, 5), other_actions=True)
+    assert all(abs(r - 1.0) > 1e-4 for r in out["other_actions"]["error_vs_true_actions"].values())
+    assert "other_actions" not in rollout_cosine(model, frames, varied, horizons=(1, 5))
+    with pytest.raises(ValueError, match="at least 2 episodes"):
+        rollout_cosine(model, frames[:1], varied[:1], horizons=(1,), other_actions=True)

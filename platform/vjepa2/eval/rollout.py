@@ -33,6 +33,7 @@ def rollout_cosine(
     horizons: tuple[int, ...] = (1, 5, 10),
     proprio: Tensor | None = None,
     by_view: bool = False,
+    other_actions: bool = False,
 ) -> dict[str, dict]:
     """frames [B, T, C, H, W] (normalised), actions [B, T-1, d_a] -> cos-sim per horizon.
     A model with proprioception also takes ``proprio`` [B, T, d_p]; its figures cover the
@@ -42,16 +43,25 @@ def rollout_cosine(
     "error_vs_mean": {k: ratio}}``; ``by_view`` adds ``"by_view": {view: {the same four}}``
     per part of the state (``WorldModel.state_views``: the plain
     grid, each blurred grid, the proprio token), to tell which part the model misses.
+
+    ``other_actions`` adds ``"other_actions"``: the same four figures for rollouts from the
+    same starts driven by another episode's actions (episode i gets episode i-1's), plus
+    ``"error_vs_true_actions"``, their squared error over the true actions'. Near 1, the
+    model predicts these futures without reading the actions (the data's policy makes them
+    guessable from the state), which is no use to a planner asking what other actions do.
     """
     max_h = max(horizons)
     if frames.shape[1] < max_h + 1:
         raise ValueError(f"horizon {max_h} needs {max_h + 1} frames; got {frames.shape[1]}")
+    if other_actions and frames.shape[0] < 2:
+        raise ValueError("other_actions needs at least 2 episodes to swap actions between")
     was_training = model.training
     model.eval()
     seen = frames[:, : max_h + 1]
     p = None if proprio is None else proprio[:, : max_h + 1]
     states = model.encode(seen) if p is None else model.encode(seen, p)
     predicted = model.rollout(states[:, 0], actions[:, :max_h])
+    swapped = model.rollout(states[:, 0], actions[:, :max_h].roll(1, 0)) if other_actions else None
     model.train(was_training)
     views = None
     if by_view:  # per part of the state; a pooled state [B, T, D] is one token
@@ -63,9 +73,16 @@ def rollout_cosine(
         views = {n: _figures(s[:, :, t], pr[:, :, t], horizons) for n, t in model.state_views()}
     if p is not None:  # the proprio token is the last one
         states, predicted = states[..., :-1, :], predicted[..., :-1, :]
+        swapped = None if swapped is None else swapped[..., :-1, :]
     out: dict[str, dict] = _figures(states, predicted, horizons)
     if views is not None:
         out["by_view"] = views
+    if swapped is not None:
+        other = _figures(states, swapped, horizons)
+        other["error_vs_true_actions"] = {
+            k: other["error_vs_copy"][k] / max(out["error_vs_copy"][k], 1e-12) for k in horizons
+        }
+        out["other_actions"] = other
     return out
 
 
@@ -104,6 +121,7 @@ def held_out_rollout_cosine(
     horizons: tuple[int, ...] = (1, 5, 10),
     split: str = "val",
     by_view: bool = False,
+    other_actions: bool = False,
 ) -> tuple[dict[str, dict], int]:
     """``rollout_cosine`` on a dataset split's episodes at the model's frameskip, and how many
     episodes it used.
@@ -112,7 +130,7 @@ def held_out_rollout_cosine(
     concatenated), so horizon h needs h*k + 1 frames. Horizons longer than the split's
     episodes allow are dropped and the longest that fits is added in their place (41-frame
     episodes at k=5 give 1, 5 and 8).
-    ``by_view`` adds the figures per part of the state, as in ``rollout_cosine``.
+    ``by_view`` and ``other_actions`` add those figures, as in ``rollout_cosine``.
     """
     from vjepa2.data.dataset import VideoActionDataset
 
@@ -142,7 +160,8 @@ def held_out_rollout_cosine(
                 f"some {split!r} episodes have none"
             )
         proprio = model.proprio_of(states)
-    return rollout_cosine(model, frames, actions, fits, proprio, by_view), len(frames)
+    figures = rollout_cosine(model, frames, actions, fits, proprio, by_view, other_actions)
+    return figures, len(frames)
 
 
 def load_episode_windows(
