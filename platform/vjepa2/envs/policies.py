@@ -4,6 +4,8 @@ A uniform random walk rarely leaves its room in TwoRoom and rarely touches the b
 so a world model trained on it never sees a crossing or a push. The scripted policies below go
 for the door and for the block, with enough noise that the data still covers the action space.
 Each is ``policy.reset(env, rng)`` once per episode, then ``policy(frame, info) -> action``.
+``planner`` (``vjepa2.planning.collect_policy``) plans with a world model instead, to collect
+what a planner's own moves do.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-POLICY_NAMES = ("random", "door_seeking", "block_pushing", "default")
+POLICY_NAMES = ("random", "door_seeking", "block_pushing", "planner", "default")
 
 
 class Policy(Protocol):
@@ -254,4 +256,8 @@ def make_policy(name: str, env: Any, **kwargs: Any) -> Policy:
         if not isinstance(env, PushT):
             raise ValueError("policy 'block_pushing' needs a PushT env")
         return BlockPushingPolicy(**kwargs)
+    if name == "planner":  # CEM on a world model (torch): imported only when asked for
+        from vjepa2.planning.collect_policy import PlannerPolicy
+
+        return PlannerPolicy(**kwargs)
     raise ValueError(f"unknown policy {name!r}; valid names: {', '.join(POLICY_NAMES)}")
