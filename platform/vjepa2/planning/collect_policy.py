@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vjepa2.planning.cem import CEMConfig
-from vjepa2.planning.episodes import PlanningEpisode
+from vjepa2.planning.episodes import episode_from_here
 
 # One loaded model per checkpoint and process: the collector builds its policy per episode.
 _MODELS: dict[str, Any] = {}
@@ -81,27 +81,12 @@ class PlannerPolicy:
         self._left = 0  # steps before the next goal
 
     def _new_goal(self) -> None:
-        from vjepa2.envs import make_policy
-
         env = self._env
         start = env.get_state().copy()
-        frame, info = env.reset(options={"state": start})  # the expert reads the info
-        expert = make_policy(self.expert, env)
-        expert.reset(env, self._rng)
-        actions = []
-        for _ in range(self.goal_offset):
-            action = np.asarray(expert(frame, info), np.float32)
-            frame, _, terminated, truncated, info = env.step(action)
-            actions.append(action)
-            if terminated or truncated:
-                break
-        episode = PlanningEpisode(
-            seed=int(self._rng.integers(2**31)),
-            start_state=start,
-            goal_state=env.get_state().copy(),
-            goal_info=dict(info),
-            goal_frame=np.asarray(frame, np.uint8).copy(),
-            oracle_actions=np.stack(actions).astype(np.float32),
+        _, info = env.reset(options={"state": start})  # the expert reads the info
+        seed = int(self._rng.integers(2**31))  # seeds CEM's generator for this goal
+        episode = episode_from_here(
+            env, seed, info, goal_offset=self.goal_offset, policy=self.expert, rng=self._rng
         )
         env.reset(options={"state": start})  # back where the collector left it
         self.agent.reset(episode)

@@ -29,12 +29,28 @@ class PlanningEpisode:
 def make_episode(
     env: WorldEnv, seed: int, *, goal_offset: int = 25, policy: str = "default"
 ) -> PlanningEpisode:
+    _, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed + 7_919)
+    return episode_from_here(env, seed, info, goal_offset=goal_offset, policy=policy, rng=rng)
+
+
+def episode_from_here(
+    env: WorldEnv,
+    seed: int,
+    info: dict[str, Any],
+    *,
+    goal_offset: int,
+    policy: str,
+    rng: np.random.Generator,
+) -> PlanningEpisode:
+    """An episode that starts at the env's current state (``info``: its info there) and
+    whose goal is where ``policy``, drawing from ``rng``, gets in ``goal_offset`` steps. The
+    env is left at the goal."""
     from vjepa2.envs import make_policy
 
-    _, info = env.reset(seed=seed)
     start = env.get_state().copy()
     pol = make_policy(policy, env)
-    pol.reset(env, np.random.default_rng(seed + 7_919))
+    pol.reset(env, rng)
     frame = env.render()
     actions = []
     for _ in range(goal_offset):
