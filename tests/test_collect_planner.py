@@ -59,3 +59,19 @@ def test_planner_policy_rejects_bad_settings_before_collecting(tiny_world_model,
         check_env(planner_config(str(tiny_world_model), tmp_path, goal_offset=0))
     with pytest.raises(ConfigError, match="scripted"):
         check_env(planner_config(str(tiny_world_model), tmp_path, expert="planner"))
+
+
+def test_planner_refuses_an_env_that_cannot_go_back_to_a_snapshot(tiny_world_model):
+    from vjepa2.envs.tworoom import TwoRoom
+    from vjepa2.planning.collect_policy import PlannerPolicy
+
+    class Forgetful(TwoRoom):  # ignores reset(options={"state": ...}), as many Gymnasium envs do
+        def reset(self, *, seed=None, options=None):
+            return super().reset(seed=seed)
+
+    env = Forgetful()
+    frame, info = env.reset(seed=0)
+    policy = PlannerPolicy(str(tiny_world_model), goal_offset=3, num_candidates=8, iterations=1)
+    policy.reset(env, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="does not return to a snapshot"):
+        policy(frame, info)

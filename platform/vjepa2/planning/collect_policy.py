@@ -89,6 +89,11 @@ class PlannerPolicy:
             env, seed, info, goal_offset=self.goal_offset, policy=self.expert, rng=self._rng
         )
         env.reset(options={"state": start})  # back where the collector left it
+        if not np.array_equal(env.get_state(), start):
+            raise ValueError(
+                f"planner: {type(env).__name__} does not return to a snapshot through "
+                "reset(options={'state': ...}), so the goal look-ahead would move the episode"
+            )
         self.agent.reset(episode)
         self._queue, self._left = [], 2 * self.goal_offset
 
