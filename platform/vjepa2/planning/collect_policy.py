@@ -77,6 +77,7 @@ class PlannerPolicy:
         self._env, self._rng = env, rng
         self._low = np.asarray(env.action_space.low, np.float32)
         self._high = np.asarray(env.action_space.high, np.float32)
+        self._noise_scale = self.noise * (self._high - self._low) / 2  # half-widths of the box
         self._queue: list[np.ndarray] = []
         self._left = 0  # steps before the next goal
 
@@ -107,7 +108,5 @@ class PlannerPolicy:
         self._left -= 1
         action = self._queue.pop(0)
         if self.noise:
-            action = action + self.noise * (self._high - self._low) / 2 * self._rng.standard_normal(
-                action.shape
-            )
+            action = action + self._noise_scale * self._rng.standard_normal(action.shape)
         return np.clip(action, self._low, self._high).astype(np.float32)
